@@ -1,0 +1,39 @@
+# ferry — build, run and test. `make run` and `make test` work on a fresh Debian 12 machine:
+# they first install what is missing (scripts/install-deps.sh), then build with CMake + Ninja.
+BUILD ?= build
+CONFIG ?= ferry.json
+DATA ?= $(CURDIR)/data
+CTEST_ARGS ?=
+
+.PHONY: all deps build run test test-unit test-e2e bench clean
+
+all: deps build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja
+
+build: $(BUILD)/build.ninja
+	cmake --build $(BUILD)
+
+run: deps build
+	@$(BUILD)/ferry config init --config $(CONFIG) --data-folder $(DATA)
+	@echo "ferry: starting 'ferry serve --config $(CONFIG)'; send images with: storescu -aec FERRY localhost 11112 some.dcm"
+	$(BUILD)/ferry serve --config $(CONFIG)
+
+test: deps build
+	cd $(BUILD) && ctest --output-on-failure --timeout 900 -j2 $(CTEST_ARGS)
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit -j2
+
+test-e2e: build
+	cd $(BUILD) && ctest --output-on-failure -L e2e $(CTEST_ARGS)
+
+bench: deps build
+	/usr/bin/python3 bench/receive_bench.py --ferry $(BUILD)/ferry
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,23 @@
+# ferry_cc_library(NAME <name> SRCS ... DEPS ...)
+#   Creates the static library target ferry_<name> and the alias ferry::<name>.
+# ferry_cc_test(NAME <name> SRCS ... DEPS ...)
+#   Creates a GoogleTest executable registered with CTest under the label "unit".
+function(ferry_cc_library)
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS" ${ARGN})
+  add_library(ferry_${ARG_NAME} STATIC ${ARG_SRCS})
+  add_library(ferry::${ARG_NAME} ALIAS ferry_${ARG_NAME})
+  target_include_directories(ferry_${ARG_NAME} PUBLIC ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR})
+  target_link_libraries(ferry_${ARG_NAME} PUBLIC ${ARG_DEPS})
+endfunction()
+
+function(ferry_cc_test)
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS" ${ARGN})
+  if(NOT FERRY_BUILD_TESTS)
+    return()
+  endif()
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
+  add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME})
+  set_tests_properties(${ARG_NAME} PROPERTIES LABELS unit TIMEOUT 300)
+endfunction()

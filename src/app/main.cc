@@ -1,0 +1,140 @@
+// ferry: the single binary. This is the composition root: the only place that reads the config
+// and wires components together. Each subcommand is one service or one tool.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "app/supervisor.h"
+#include "config/config.h"
+#include "core/logging.h"
+#include "receiver/receiver_service.h"
+
+namespace {
+
+using ferry::Config;
+
+constexpr const char* kVersion = "0.1.0";
+
+// Loads the config or prints every error; the exit code for the caller when it fails.
+std::optional<Config> LoadOrReport(const std::string& path) {
+  auto config = ferry::LoadConfig(path);
+  if (!config) {
+    std::cerr << "ferry: " << config.error().message() << "\n";
+    return std::nullopt;
+  }
+  return *config;
+}
+
+int ConfigCheck(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    std::cerr << "ferry: cannot open config file " << path << ": " << std::strerror(errno)
+              << "\n";
+    return 1;
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  std::vector<ferry::ConfigError> errors;
+  Config config = ferry::ParseConfig(buf.str(), &errors, /*check_filesystem=*/true);
+  if (!errors.empty()) {
+    std::cout << path << ": " << errors.size() << " error" << (errors.size() == 1 ? "" : "s")
+              << "\n";
+    for (const auto& e : errors) {
+      std::cout << "  " << e.path << ": " << e.reason << "\n";
+    }
+    return 1;
+  }
+  config.path = path;
+  std::cout << ferry::Summarize(config) << "\n";
+  return 0;
+}
+
+int ConfigInit(const std::string& path, const std::string& data_folder, bool force) {
+  if (!force && std::filesystem::exists(path)) {
+    std::cerr << "ferry: " << path << " exists; leaving it as it is (use --force to overwrite)\n";
+    return 0;
+  }
+  std::string folder = std::filesystem::absolute(data_folder).lexically_normal().string();
+  if (folder.size() > 1 && folder.back() == '/') {
+    folder.pop_back();
+  }
+  std::ofstream out(path);
+  out << ferry::DefaultConfigJson(folder);
+  if (!out) {
+    std::cerr << "ferry: cannot write " << path << ": " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  std::cerr << "ferry: wrote " << path << " (data folder " << folder << ")\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ferry: a DICOM orchestrator (receive, route by rules, process, dispatch)", "ferry"};
+  app.require_subcommand(1);
+  std::string config_path = "ferry.json";
+  std::string log_level;
+  auto add_common = [&](CLI::App* cmd) {
+    cmd->add_option("-c,--config", config_path, "path of ferry.json")->capture_default_str();
+    cmd->add_option("--log-level", log_level,
+                    "trace, debug, info, warn, error or off (overrides log_level in the config)");
+  };
+
+  CLI::App* serve = app.add_subcommand("serve", "run every service under a supervisor");
+  add_common(serve);
+  CLI::App* receiver = app.add_subcommand("receiver", "run the DICOM receiver service alone");
+  add_common(receiver);
+
+  CLI::App* config_cmd = app.add_subcommand("config", "check or create a configuration");
+  config_cmd->require_subcommand(1);
+  CLI::App* check = config_cmd->add_subcommand("check", "validate a config file; exit 1 if bad");
+  add_common(check);
+  CLI::App* init = config_cmd->add_subcommand("init", "write a default config file");
+  add_common(init);
+  std::string data_folder = "data";
+  bool force = false;
+  init->add_option("--data-folder", data_folder, "data folder of the new config")
+      ->capture_default_str();
+  init->add_flag("--force", force, "overwrite an existing file");
+
+  CLI::App* version = app.add_subcommand("version", "print the version");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (version->parsed()) {
+    std::cout << "ferry " << kVersion << "\n";
+    return 0;
+  }
+  if (check->parsed()) {
+    return ConfigCheck(config_path);
+  }
+  if (init->parsed()) {
+    return ConfigInit(config_path, data_folder, force);
+  }
+
+  auto config = LoadOrReport(config_path);
+  if (!config) {
+    return 1;
+  }
+  std::string level = log_level.empty() ? config->log_level : log_level;
+  std::string process = serve->parsed() ? "supervisor" : "receiver";
+  ferry::Status s = ferry::InitLogging(level, process);
+  if (!s.ok()) {
+    std::cerr << "ferry: " << s.message() << "\n";
+    return 1;
+  }
+  if (receiver->parsed()) {
+    return ferry::RunReceiverService(*config);
+  }
+  std::string abs_config = std::filesystem::absolute(config_path).string();
+  std::vector<ferry::ServiceSpec> services = {
+      {"receiver", {"ferry", "receiver", "--config", abs_config, "--log-level", level}},
+  };
+  return ferry::RunSupervisor(*config, services);
+}

@@ -1,0 +1,193 @@
+#include "app/supervisor.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <optional>
+
+#include "core/logging.h"
+#include "journal/journal.h"
+#include "spool/spool.h"
+
+namespace ferry {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+struct Child {
+  ServiceSpec spec;
+  pid_t pid = 0;
+  Steady::time_point started;
+  std::optional<Steady::time_point> restart_at;
+  int backoff_s = 0;
+  int restarts = 0;
+};
+
+pid_t Spawn(const ServiceSpec& spec, const sigset_t& blocked) {
+  pid_t pid = fork();
+  if (pid != 0) {
+    return pid;  // parent, or -1
+  }
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  sigprocmask(SIG_UNBLOCK, &blocked, nullptr);
+  std::vector<char*> argv;
+  for (const auto& a : spec.argv) {
+    argv.push_back(const_cast<char*>(a.c_str()));
+  }
+  argv.push_back(nullptr);
+  execv("/proc/self/exe", argv.data());
+  std::fprintf(stderr, "ferry: cannot start service %s: %s\n", spec.name.c_str(),
+               std::strerror(errno));
+  _exit(127);
+}
+
+std::string DescribeExit(int status) {
+  if (WIFEXITED(status)) {
+    return "exited with code " + std::to_string(WEXITSTATUS(status));
+  }
+  if (WIFSIGNALED(status)) {
+    return std::string("was killed by signal ") + strsignal(WTERMSIG(status));
+  }
+  return "stopped";
+}
+
+}  // namespace
+
+int RunSupervisor(const Config& config, const std::vector<ServiceSpec>& services) {
+  auto log = Logger("supervisor");
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGCHLD);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigprocmask(SIG_BLOCK, &sigs, nullptr);
+
+  FileSystem* fs = DefaultFileSystem();
+  Spool spool(config.data_folder, "supervisor", fs);
+  Status s = spool.Init();
+  if (!s.ok()) {
+    log->error("cannot prepare the data folder {}: {}", config.data_folder, s.ToString());
+    return 1;
+  }
+  auto journal = Journal::Open(spool.StagePath(kJournal), "supervisor", RealClock(), fs);
+  if (!journal) {
+    log->error("{}", journal.error().ToString());
+    return 1;
+  }
+  const SupervisorOptions& opt = config.supervisor;
+
+  std::vector<Child> children;
+  for (const auto& spec : services) {
+    Child c;
+    c.spec = spec;
+    c.backoff_s = opt.restart_backoff_initial_s;
+    c.restart_at = Steady::now();
+    children.push_back(std::move(c));
+  }
+  (*journal)->Append({"supervisor.started", "", "", {{"services", services.size()}}});
+
+  bool stopping = false;
+  Steady::time_point stop_deadline;
+  for (;;) {
+    auto now = Steady::now();
+    if (!stopping) {
+      for (auto& c : children) {
+        if (c.pid == 0 && c.restart_at && *c.restart_at <= now) {
+          c.restart_at.reset();
+          c.pid = Spawn(c.spec, sigs);
+          c.started = now;
+          if (c.pid < 0) {
+            log->error("cannot fork service {}: {}; retrying in {} s", c.spec.name,
+                       std::strerror(errno), c.backoff_s);
+            c.pid = 0;
+            c.restart_at = now + std::chrono::seconds(c.backoff_s);
+            continue;
+          }
+          log->info("started service {} (pid {})", c.spec.name, c.pid);
+          (*journal)->Append({c.restarts == 0 ? "service.started" : "service.restarted", "", "",
+                              {{"service", c.spec.name}, {"pid", c.pid}, {"restarts", c.restarts}}});
+        }
+      }
+    }
+    bool any_running = std::any_of(children.begin(), children.end(),
+                                   [](const Child& c) { return c.pid > 0; });
+    if (stopping && !any_running) {
+      break;
+    }
+    if (stopping && now >= stop_deadline) {
+      for (auto& c : children) {
+        if (c.pid > 0) {
+          log->warn("service {} (pid {}) did not stop within {} s; killing it", c.spec.name,
+                    c.pid, opt.shutdown_timeout_s);
+          kill(c.pid, SIGKILL);
+        }
+      }
+      stop_deadline = now + std::chrono::seconds(5);
+    }
+
+    timespec timeout{0, 200 * 1000 * 1000};
+    siginfo_t info;
+    int sig = sigtimedwait(&sigs, &info, &timeout);
+    if (sig == SIGTERM || sig == SIGINT) {
+      if (!stopping) {
+        log->info("received {}; stopping {} service(s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                  children.size());
+        stopping = true;
+        stop_deadline = Steady::now() + std::chrono::seconds(opt.shutdown_timeout_s);
+        for (auto& c : children) {
+          if (c.pid > 0) {
+            kill(c.pid, SIGTERM);
+          }
+        }
+      }
+      continue;
+    }
+    // Reap every child that ended (SIGCHLD, or found on the periodic check).
+    for (;;) {
+      int status = 0;
+      pid_t pid = waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) {
+        break;
+      }
+      for (auto& c : children) {
+        if (c.pid != pid) {
+          continue;
+        }
+        c.pid = 0;
+        auto uptime = Steady::now() - c.started;
+        auto uptime_s = std::chrono::duration_cast<std::chrono::seconds>(uptime).count();
+        if (stopping) {
+          log->info("service {} stopped ({})", c.spec.name, DescribeExit(status));
+          (*journal)->Append({"service.stopped", "", "",
+                              {{"service", c.spec.name}, {"exit", DescribeExit(status)}}});
+          break;
+        }
+        if (uptime > std::chrono::seconds(60)) {
+          c.backoff_s = opt.restart_backoff_initial_s;
+        }
+        log->error("service {} (pid {}) {} after {} s; restarting it in {} s", c.spec.name, pid,
+                   DescribeExit(status), uptime_s, c.backoff_s);
+        (*journal)->Append({"service.crashed", "", "",
+                            {{"service", c.spec.name},
+                             {"pid", pid},
+                             {"exit", DescribeExit(status)},
+                             {"uptime_s", uptime_s},
+                             {"restart_in_s", c.backoff_s}}});
+        c.restart_at = Steady::now() + std::chrono::seconds(c.backoff_s);
+        c.backoff_s = std::min(c.backoff_s * 2, opt.restart_backoff_max_s);
+        ++c.restarts;
+        break;
+      }
+    }
+  }
+  (*journal)->Append({"supervisor.stopped", "", "", {}});
+  log->info("all services stopped");
+  return 0;
+}
+
+}  // namespace ferry

@@ -1,0 +1,452 @@
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace ferry {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string TypeName(const Json& j) {
+  switch (j.type()) {
+    case Json::value_t::null: return "null";
+    case Json::value_t::boolean: return "a boolean";
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned: return "an integer";
+    case Json::value_t::number_float: return "a number with a fraction";
+    case Json::value_t::string: return "a string";
+    case Json::value_t::array: return "an array";
+    case Json::value_t::object: return "an object";
+    default: return "an unsupported value";
+  }
+}
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) {
+    prev[j] = j;
+  }
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t subst = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, subst});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// Reads the members of one JSON object, remembering which keys it knows, so that Finish() can
+// report every unknown key with a suggestion.
+class ObjectReader {
+ public:
+  ObjectReader(const Json* obj, std::string path, std::vector<ConfigError>* errors)
+      : obj_(obj), path_(std::move(path)), errors_(errors) {}
+
+  bool Has(const std::string& key) const { return obj_ != nullptr && obj_->contains(key); }
+
+  void String(const std::string& key, std::string* out, bool required = false) {
+    const Json* v = Get(key, required);
+    if (v == nullptr) {
+      return;
+    }
+    if (!v->is_string()) {
+      TypeError(key, *v, "a string");
+      return;
+    }
+    *out = v->get<std::string>();
+  }
+
+  void Bool(const std::string& key, bool* out) {
+    const Json* v = Get(key, false);
+    if (v == nullptr) {
+      return;
+    }
+    if (!v->is_boolean()) {
+      TypeError(key, *v, "true or false");
+      return;
+    }
+    *out = v->get<bool>();
+  }
+
+  template <typename Int>
+  void Integer(const std::string& key, Int* out, int64_t min, int64_t max) {
+    const Json* v = Get(key, false);
+    if (v == nullptr) {
+      return;
+    }
+    if (!v->is_number_integer()) {
+      TypeError(key, *v, "an integer");
+      return;
+    }
+    int64_t value = v->get<int64_t>();
+    if (value < min || value > max) {
+      Error(key, fmt::format("{} is out of range; use a value from {} to {}", value, min, max));
+      return;
+    }
+    *out = static_cast<Int>(value);
+  }
+
+  void StringList(const std::string& key, std::vector<std::string>* out) {
+    const Json* v = Get(key, false);
+    if (v == nullptr) {
+      return;
+    }
+    if (!v->is_array()) {
+      TypeError(key, *v, "an array of strings");
+      return;
+    }
+    out->clear();
+    for (size_t i = 0; i < v->size(); ++i) {
+      const Json& item = (*v)[i];
+      if (!item.is_string()) {
+        errors_->push_back({fmt::format("{}.{}[{}]", path_, key, i),
+                            "is " + TypeName(item) + "; each entry must be a string"});
+        continue;
+      }
+      out->push_back(item.get<std::string>());
+    }
+  }
+
+  template <typename E>
+  void Enum(const std::string& key, E* out, const std::vector<std::pair<std::string, E>>& names) {
+    const Json* v = Get(key, false);
+    if (v == nullptr) {
+      return;
+    }
+    std::string allowed;
+    for (const auto& [name, value] : names) {
+      allowed += (allowed.empty() ? "\"" : ", \"") + name + "\"";
+    }
+    if (v->is_string()) {
+      for (const auto& [name, value] : names) {
+        if (name == v->get<std::string>()) {
+          *out = value;
+          return;
+        }
+      }
+      Error(key, fmt::format("\"{}\" is not a valid value; use one of {}", v->get<std::string>(),
+                             allowed));
+      return;
+    }
+    TypeError(key, *v, "one of the strings " + allowed);
+  }
+
+  // A nested object; absent gives a reader over nothing (all defaults).
+  ObjectReader Object(const std::string& key) {
+    const Json* v = Get(key, false);
+    if (v != nullptr && !v->is_object()) {
+      TypeError(key, *v, "an object");
+      v = nullptr;
+    }
+    return ObjectReader(v, path_ + "." + key, errors_);
+  }
+
+  void Error(const std::string& key, std::string reason) {
+    errors_->push_back({path_ + "." + key, std::move(reason)});
+  }
+
+  // Reports every key that was never asked for.
+  void Finish() {
+    if (obj_ == nullptr) {
+      return;
+    }
+    for (const auto& [key, value] : obj_->items()) {
+      if (known_.count(key) != 0) {
+        continue;
+      }
+      std::string best;
+      size_t best_distance = 3;
+      for (const auto& k : known_) {
+        size_t d = EditDistance(key, k);
+        if (d < best_distance) {
+          best_distance = d;
+          best = k;
+        }
+      }
+      std::string reason = "unknown key \"" + key + "\"";
+      if (!best.empty()) {
+        reason += "; did you mean \"" + best + "\"?";
+      } else {
+        std::string list;
+        for (const auto& k : known_) {
+          list += (list.empty() ? "" : ", ") + k;
+        }
+        reason += "; known keys here: " + list;
+      }
+      errors_->push_back({path_ + "." + key, reason});
+    }
+  }
+
+ private:
+  const Json* Get(const std::string& key, bool required) {
+    known_.insert(key);
+    if (obj_ == nullptr || !obj_->contains(key)) {
+      if (required) {
+        errors_->push_back({path_ + "." + key, "is required but missing"});
+      }
+      return nullptr;
+    }
+    return &(*obj_)[key];
+  }
+
+  void TypeError(const std::string& key, const Json& v, const std::string& expected) {
+    Error(key, "is " + TypeName(v) + " but must be " + expected);
+  }
+
+  const Json* obj_;
+  std::string path_;
+  std::vector<ConfigError>* errors_;
+  std::set<std::string> known_;
+};
+
+bool ValidAeTitle(const std::string& ae) {
+  if (ae.empty() || ae.size() > 16) {
+    return false;
+  }
+  bool has_non_space = false;
+  for (char c : ae) {
+    if (c == '\\' || static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) {
+      return false;
+    }
+    has_non_space |= c != ' ';
+  }
+  return has_non_space;
+}
+
+bool ValidCidr(const std::string& cidr) {
+  auto slash = cidr.find('/');
+  std::string addr = cidr.substr(0, slash);
+  unsigned char buf[16];
+  int max_bits;
+  if (inet_pton(AF_INET, addr.c_str(), buf) == 1) {
+    max_bits = 32;
+  } else if (inet_pton(AF_INET6, addr.c_str(), buf) == 1) {
+    max_bits = 128;
+  } else {
+    return false;
+  }
+  if (slash == std::string::npos) {
+    return true;
+  }
+  std::string bits = cidr.substr(slash + 1);
+  if (bits.empty() || bits.size() > 3 || !std::all_of(bits.begin(), bits.end(), ::isdigit)) {
+    return false;
+  }
+  return std::stoi(bits) <= max_bits;
+}
+
+// The nearest existing ancestor of `path` (or `path` itself).
+std::filesystem::path ExistingAncestor(std::filesystem::path p) {
+  std::error_code ec;
+  p = std::filesystem::absolute(p, ec);
+  while (!p.empty() && !std::filesystem::exists(p, ec)) {
+    if (p == p.parent_path()) {
+      break;
+    }
+    p = p.parent_path();
+  }
+  return p;
+}
+
+void CheckDataFolder(const std::string& folder, std::vector<ConfigError>* errors) {
+  std::error_code ec;
+  if (std::filesystem::exists(folder, ec)) {
+    if (!std::filesystem::is_directory(folder, ec)) {
+      errors->push_back({"$.data_folder", "\"" + folder +
+                                              "\" exists but is not a folder; point data_folder "
+                                              "at a folder"});
+      return;
+    }
+    if (access(folder.c_str(), R_OK | W_OK | X_OK) != 0) {
+      errors->push_back({"$.data_folder", "ferry cannot read and write \"" + folder +
+                                              "\"; give the user running ferry write permission "
+                                              "(e.g. chown) or choose another folder"});
+    }
+    return;
+  }
+  auto ancestor = ExistingAncestor(folder);
+  if (access(ancestor.c_str(), W_OK | X_OK) != 0) {
+    errors->push_back({"$.data_folder", "\"" + folder + "\" does not exist and ferry cannot create "
+                                            "it: \"" + ancestor.string() +
+                                            "\" is not writable; create the folder and give the "
+                                            "user running ferry write permission"});
+  }
+}
+
+void CheckReadableFile(const std::string& json_path, const std::string& file,
+                       std::vector<ConfigError>* errors) {
+  if (access(file.c_str(), R_OK) != 0) {
+    errors->push_back({json_path, "cannot read \"" + file + "\": " + std::strerror(errno) +
+                                      "; check the path and its permissions"});
+  }
+}
+
+}  // namespace
+
+Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* errors,
+                   bool check_filesystem) {
+  Config config;
+  Json root;
+  try {
+    root = Json::parse(json_text);
+  } catch (const Json::parse_error& e) {
+    errors->push_back({"$", std::string("is not valid JSON: ") + e.what()});
+    return config;
+  }
+  if (!root.is_object()) {
+    errors->push_back({"$", "is " + TypeName(root) + " but must be an object"});
+    return config;
+  }
+
+  ObjectReader top(&root, "$", errors);
+  top.String("data_folder", &config.data_folder, /*required=*/true);
+  if (top.Has("data_folder") && config.data_folder.empty()) {
+    top.Error("data_folder", "is empty; set it to the folder where ferry keeps its spool");
+  }
+  top.String("log_level", &config.log_level);
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
+  if (kLevels.count(config.log_level) == 0) {
+    top.Error("log_level", "\"" + config.log_level +
+                               "\" is not a log level; use trace, debug, info, warn, error or off");
+  }
+
+  ReceiverOptions& r = config.receiver;
+  ObjectReader rec = top.Object("receiver");
+  rec.Integer("port", &r.port, 1, 65535);
+  rec.String("ae_title", &r.ae_title);
+  if (!ValidAeTitle(r.ae_title)) {
+    rec.Error("ae_title", "\"" + r.ae_title +
+                              "\" is not a valid AE title; use 1 to 16 printable ASCII characters "
+                              "without backslash");
+  }
+  rec.Bool("check_called_ae_title", &r.check_called_ae_title);
+  rec.StringList("allowed_calling_ae_titles", &r.allowed_calling_ae_titles);
+  for (size_t i = 0; i < r.allowed_calling_ae_titles.size(); ++i) {
+    if (!ValidAeTitle(r.allowed_calling_ae_titles[i])) {
+      errors->push_back({fmt::format("$.receiver.allowed_calling_ae_titles[{}]", i),
+                         "\"" + r.allowed_calling_ae_titles[i] +
+                             "\" is not a valid AE title (1 to 16 printable ASCII characters)"});
+    }
+  }
+  rec.StringList("allowed_networks", &r.allowed_networks);
+  for (size_t i = 0; i < r.allowed_networks.size(); ++i) {
+    if (!ValidCidr(r.allowed_networks[i])) {
+      errors->push_back({fmt::format("$.receiver.allowed_networks[{}]", i),
+                         "\"" + r.allowed_networks[i] +
+                             "\" is not an IP network; write it like \"192.168.1.0/24\", "
+                             "\"10.1.2.3\" or \"fd00::/8\""});
+    }
+  }
+  rec.Bool("accept_any_sop_class", &r.accept_any_sop_class);
+  rec.Integer("max_associations", &r.max_associations, 1, 1024);
+  rec.Integer("max_pdu", &r.max_pdu, 4096, 131072);
+  rec.Integer("network_timeout", &r.network_timeout_s, 1, 3600);
+  rec.Integer("dimse_timeout", &r.dimse_timeout_s, 1, 3600);
+  rec.Enum<DurabilityMode>("durability", &r.durability,
+                           {{"fsync", DurabilityMode::kFsync}, {"os", DurabilityMode::kOs}});
+  rec.Integer("disk_reserve_mb", &r.disk_reserve_mb, 0, int64_t{1} << 40);
+  rec.Integer("shutdown_grace", &r.shutdown_grace_s, 0, 3600);
+  ObjectReader tls = rec.Object("tls");
+  tls.Bool("enabled", &r.tls.enabled);
+  tls.String("key", &r.tls.key_file);
+  tls.String("certificate", &r.tls.certificate_file);
+  tls.String("ca", &r.tls.ca_file);
+  tls.Bool("require_peer_certificate", &r.tls.require_peer_certificate);
+  if (r.tls.enabled) {
+    if (r.tls.key_file.empty()) {
+      tls.Error("key", "is required when TLS is enabled; give the PEM private key file");
+    }
+    if (r.tls.certificate_file.empty()) {
+      tls.Error("certificate", "is required when TLS is enabled; give the PEM certificate file");
+    }
+    if (r.tls.require_peer_certificate && r.tls.ca_file.empty()) {
+      tls.Error("ca", "is required when require_peer_certificate is true; give the PEM file of "
+                      "the CA that signs the senders' certificates, or set "
+                      "require_peer_certificate to false");
+    }
+    if (check_filesystem) {
+      for (auto [key, file] : {std::pair{"key", r.tls.key_file},
+                               std::pair{"certificate", r.tls.certificate_file},
+                               std::pair{"ca", r.tls.ca_file}}) {
+        if (!file.empty()) {
+          CheckReadableFile(std::string("$.receiver.tls.") + key, file, errors);
+        }
+      }
+    }
+  }
+  tls.Finish();
+  rec.Finish();
+
+  SupervisorOptions& s = config.supervisor;
+  ObjectReader sup = top.Object("supervisor");
+  sup.Integer("restart_backoff_initial", &s.restart_backoff_initial_s, 1, 3600);
+  sup.Integer("restart_backoff_max", &s.restart_backoff_max_s, 1, 86400);
+  sup.Integer("shutdown_timeout", &s.shutdown_timeout_s, 1, 3600);
+  if (s.restart_backoff_max_s < s.restart_backoff_initial_s) {
+    sup.Error("restart_backoff_max", "must be at least restart_backoff_initial");
+  }
+  sup.Finish();
+
+  top.Finish();
+
+  if (check_filesystem && !config.data_folder.empty()) {
+    CheckDataFolder(config.data_folder, errors);
+  }
+  return config;
+}
+
+Result<Config> LoadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return Status::FromErrno(errno, "cannot open config file " + path);
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  std::vector<ConfigError> errors;
+  Config config = ParseConfig(buf.str(), &errors, /*check_filesystem=*/true);
+  if (!errors.empty()) {
+    std::string msg = fmt::format("{} has {} error{}:", path, errors.size(),
+                                  errors.size() == 1 ? "" : "s");
+    for (const auto& e : errors) {
+      msg += "\n  " + e.path + ": " + e.reason;
+    }
+    return Status::InvalidArgument(msg);
+  }
+  config.path = path;
+  return config;
+}
+
+std::string Summarize(const Config& c) {
+  return fmt::format(
+      "{}: valid; data folder {}, receiver AE {} on port {} (durability {}, TLS {}, up to {} "
+      "associations)",
+      c.path.empty() ? "config" : c.path, c.data_folder, c.receiver.ae_title, c.receiver.port,
+      c.receiver.durability == DurabilityMode::kFsync ? "fsync" : "os",
+      c.receiver.tls.enabled ? "on" : "off", c.receiver.max_associations);
+}
+
+std::string DefaultConfigJson(const std::string& data_folder) {
+  Json j = {
+      {"data_folder", data_folder},
+      {"log_level", "info"},
+      {"receiver",
+       {{"port", 11112}, {"ae_title", "FERRY"}, {"durability", "fsync"}, {"disk_reserve_mb", 1024}}},
+  };
+  return j.dump(2) + "\n";
+}
+
+}  // namespace ferry

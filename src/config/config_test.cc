@@ -1,0 +1,169 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace ferry {
+namespace {
+
+std::vector<ConfigError> Errors(const std::string& text, bool fs = false) {
+  std::vector<ConfigError> errors;
+  ParseConfig(text, &errors, fs);
+  return errors;
+}
+
+TEST(ConfigTest, MinimalConfigGetsDefaults) {
+  std::vector<ConfigError> errors;
+  Config c = ParseConfig(R"({"data_folder": "/tmp/x"})", &errors, false);
+  ASSERT_TRUE(errors.empty());
+  EXPECT_EQ(c.data_folder, "/tmp/x");
+  EXPECT_EQ(c.receiver.port, 11112);
+  EXPECT_EQ(c.receiver.ae_title, "FERRY");
+  EXPECT_EQ(c.receiver.max_associations, 32);
+  EXPECT_EQ(c.receiver.durability, DurabilityMode::kFsync);
+  EXPECT_FALSE(c.receiver.tls.enabled);
+}
+
+TEST(ConfigTest, FullReceiverSection) {
+  std::vector<ConfigError> errors;
+  Config c = ParseConfig(R"({"data_folder": "/d", "log_level": "debug",
+    "receiver": {"port": 104, "ae_title": "ROUTER", "check_called_ae_title": true,
+      "allowed_calling_ae_titles": ["CT1", "MR2"], "allowed_networks": ["10.0.0.0/8", "::1"],
+      "accept_any_sop_class": true, "max_associations": 4, "max_pdu": 65536,
+      "network_timeout": 5, "dimse_timeout": 7, "durability": "os", "disk_reserve_mb": 0,
+      "shutdown_grace": 3}})",
+                         &errors, false);
+  ASSERT_TRUE(errors.empty()) << errors[0].path << " " << errors[0].reason;
+  EXPECT_EQ(c.receiver.port, 104);
+  EXPECT_EQ(c.receiver.allowed_calling_ae_titles.size(), 2u);
+  EXPECT_EQ(c.receiver.allowed_networks[1], "::1");
+  EXPECT_EQ(c.receiver.durability, DurabilityMode::kOs);
+  EXPECT_EQ(c.receiver.dimse_timeout_s, 7);
+  EXPECT_EQ(c.receiver.shutdown_grace_s, 3);
+}
+
+struct BadCase {
+  const char* json;
+  const char* path;
+  const char* reason_part;
+};
+
+class ConfigErrorTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(ConfigErrorTest, ReportsPathAndReason) {
+  auto errors = Errors(GetParam().json);
+  ASSERT_FALSE(errors.empty()) << GetParam().json;
+  bool found = false;
+  for (const auto& e : errors) {
+    if (e.path == GetParam().path && e.reason.find(GetParam().reason_part) != std::string::npos) {
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found) << "got " << errors[0].path << ": " << errors[0].reason;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigErrorTest,
+    ::testing::Values(
+        BadCase{"{", "$", "not valid JSON"},
+        BadCase{"[]", "$", "must be an object"},
+        BadCase{"{}", "$.data_folder", "required"},
+        BadCase{R"({"data_folder": 3})", "$.data_folder", "must be a string"},
+        BadCase{R"({"data_folder": ""})", "$.data_folder", "empty"},
+        BadCase{R"({"data_folder": "/d", "recever": {}})", "$.recever", "did you mean \"receiver\""},
+        BadCase{R"({"data_folder": "/d", "receiver": {"prot": 1}})", "$.receiver.prot",
+                "did you mean \"port\""},
+        BadCase{R"({"data_folder": "/d", "receiver": {"port": 0}})", "$.receiver.port",
+                "out of range"},
+        BadCase{R"({"data_folder": "/d", "receiver": {"port": 70000}})", "$.receiver.port",
+                "from 1 to 65535"},
+        BadCase{R"({"data_folder": "/d", "receiver": {"port": "11112"}})", "$.receiver.port",
+                "must be an integer"},
+        BadCase{R"({"data_folder": "/d", "receiver": {"port": 1.5}})", "$.receiver.port",
+                "must be an integer"},
+        BadCase{R"({"data_folder": "/d", "receiver": {"ae_title": ""}})", "$.receiver.ae_title",
+                "not a valid AE title"},
+        BadCase{R"({"data_folder": "/d", "receiver": {"ae_title": "ABCDEFGHIJKLMNOPQ"}})",
+                "$.receiver.ae_title", "1 to 16"},
+        BadCase{R"({"data_folder": "/d", "receiver": {"durability": "always"}})",
+                "$.receiver.durability", "\"fsync\", \"os\""},
+        BadCase{R"({"data_folder": "/d", "receiver": {"allowed_networks": ["10.0.0.0/33"]}})",
+                "$.receiver.allowed_networks[0]", "not an IP network"},
+        BadCase{R"({"data_folder": "/d", "receiver": {"allowed_networks": "10.0.0.0/8"}})",
+                "$.receiver.allowed_networks", "array of strings"},
+        BadCase{R"({"data_folder": "/d", "receiver": {"allowed_calling_ae_titles": [1]}})",
+                "$.receiver.allowed_calling_ae_titles[0]", "must be a string"},
+        BadCase{R"({"data_folder": "/d", "receiver": {"max_pdu": 100}})", "$.receiver.max_pdu",
+                "out of range"},
+        BadCase{R"({"data_folder": "/d", "receiver": {"tls": {"enabled": true}}})",
+                "$.receiver.tls.key", "required when TLS is enabled"},
+        BadCase{R"({"data_folder": "/d", "receiver": {"tls": {"enabled": true, "key": "k",
+                    "certificate": "c"}}})",
+                "$.receiver.tls.ca", "require_peer_certificate"},
+        BadCase{R"({"data_folder": "/d", "receiver": {"tls": {"enabeld": true}}})",
+                "$.receiver.tls.enabeld", "did you mean \"enabled\""},
+        BadCase{R"({"data_folder": "/d", "log_level": "loud"})", "$.log_level", "not a log level"},
+        BadCase{R"({"data_folder": "/d", "supervisor": {"restart_backoff_initial": 10,
+                    "restart_backoff_max": 5}})",
+                "$.supervisor.restart_backoff_max", "at least"}));
+
+TEST(ConfigTest, ReportsEveryErrorAtOnce) {
+  auto errors = Errors(R"({"data_folder": "/d", "receiver": {"port": -1, "ae_title": 5,
+      "bogus": true}})");
+  EXPECT_EQ(errors.size(), 3u);
+}
+
+TEST(ConfigTest, UnknownKeyWithoutCloseMatchListsKnownKeys) {
+  auto errors = Errors(R"({"data_folder": "/d", "receiver": {"zzzzzzzzzz": 1}})");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].reason.find("known keys here"), std::string::npos);
+  EXPECT_NE(errors[0].reason.find("ae_title"), std::string::npos);
+}
+
+TEST(ConfigTest, DataFolderPermissions) {
+  if (geteuid() == 0) {
+    // root can write everywhere; check the "not a folder" path instead.
+    char file_template[] = "/tmp/ferry-config-XXXXXX";
+    int fd = mkstemp(file_template);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    auto errors = Errors(std::string(R"({"data_folder": ")") + file_template + "\"}", true);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_NE(errors[0].reason.find("not a folder"), std::string::npos);
+    unlink(file_template);
+    return;
+  }
+  auto errors = Errors(R"({"data_folder": "/proc/ferry-cannot-create"})", true);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].path, "$.data_folder");
+}
+
+TEST(ConfigTest, MissingTlsFileIsReported) {
+  auto errors = Errors(R"({"data_folder": "/tmp", "receiver": {"tls": {"enabled": true,
+      "key": "/nonexistent/key.pem", "certificate": "/nonexistent/cert.pem",
+      "require_peer_certificate": false}}})",
+                       true);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].path, "$.receiver.tls.key");
+  EXPECT_NE(errors[0].reason.find("cannot read"), std::string::npos);
+}
+
+TEST(ConfigTest, DefaultConfigIsValid) {
+  std::vector<ConfigError> errors;
+  Config c = ParseConfig(DefaultConfigJson("/var/lib/ferry"), &errors, false);
+  EXPECT_TRUE(errors.empty());
+  EXPECT_EQ(c.data_folder, "/var/lib/ferry");
+}
+
+TEST(ConfigTest, LoadConfigMissingFile) {
+  auto c = LoadConfig("/nonexistent/ferry.json");
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().code(), Status::Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace ferry

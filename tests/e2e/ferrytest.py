@@ -1,0 +1,260 @@
+"""Shared helpers for ferry's end-to-end tests.
+
+Every test starts the real ferry binary (FERRY_BIN) on a free loopback port with a config in a
+temporary folder, talks to it with real DCMTK tools, and stops it again. Waits are bounded.
+"""
+import contextlib
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import (ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid)
+
+FERRY_BIN = os.environ.get("FERRY_BIN", os.path.join(os.path.dirname(__file__), "../../build/ferry"))
+PYDICOM_TEST_FILES = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+
+# DCMTK tools: disable Nagle's algorithm as ferry does, or loopback transfers crawl.
+TOOL_ENV = dict(os.environ, TCP_NODELAY="1")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def port_open(port):
+    with contextlib.suppress(OSError):
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    return False
+
+
+def run(cmd, timeout=120, check=False, env=TOOL_ENV, **kw):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{cmd} failed with {p.returncode}:\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def echoscu(port, aec="FERRY", aet="ECHOSCU", extra=()):
+    return run(["echoscu", "-aet", aet, "-aec", aec, *extra, "127.0.0.1", str(port)], timeout=60)
+
+
+def storescu(port, files, aec="FERRY", aet="STORESCU", extra=(), timeout=300):
+    return run(["storescu", "-aet", aet, "-aec", aec, "-nh", *extra, "127.0.0.1", str(port),
+                *files], timeout=timeout)
+
+
+def make_instance(path, series_uid=None, study_uid=None, sop_uid=None, modality="CT",
+                  rows=16, cols=16, transfer_syntax=ExplicitVRLittleEndian, patient="Doe^John",
+                  series_description="Test series", instance_number=1, extra=None):
+    """Writes a small valid image instance with pydicom and returns its SOP Instance UID."""
+    sop_uid = sop_uid or generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE if modality == "CT" else MR_IMAGE_STORAGE
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = transfer_syntax
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.Modality = modality
+    ds.PatientName = patient
+    ds.PatientID = "P001"
+    ds.StudyDate = "20261124"
+    ds.SeriesDescription = series_description
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = instance_number
+    ds.Rows = rows
+    ds.Columns = cols
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    rng = np.random.default_rng(abs(hash(sop_uid)) % (2**32))
+    ds.PixelData = rng.integers(0, 4096, size=(rows, cols), dtype=np.uint16).tobytes()
+    for k, v in (extra or {}).items():
+        setattr(ds, k, v)
+    is_little = transfer_syntax != pydicom.uid.ExplicitVRBigEndian
+    is_implicit = transfer_syntax == ImplicitVRLittleEndian
+    ds.is_little_endian = is_little
+    ds.is_implicit_VR = is_implicit
+    ds.save_as(path, write_like_original=False)
+    return sop_uid
+
+
+def dataset_bytes(path):
+    """The bytes of a Part-10 file after its file meta information (the dataset as encoded)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[128:132] != b"DICM":
+        return data
+    pos = 132
+    # Group 0002 is always explicit VR little endian.
+    while pos + 8 <= len(data):
+        group = int.from_bytes(data[pos:pos + 2], "little")
+        if group != 0x0002:
+            break
+        vr = data[pos + 4:pos + 6]
+        if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN"):
+            length = int.from_bytes(data[pos + 8:pos + 12], "little")
+            pos += 12 + length
+        else:
+            length = int.from_bytes(data[pos + 6:pos + 8], "little")
+            pos += 8 + length
+    return data[pos:]
+
+
+class Ferry:
+    """A ferry process (`serve` or `receiver`) with its own config and data folder."""
+
+    def __init__(self, workdir, mode="receiver", receiver=None, extra=None, port=None):
+        self.workdir = workdir
+        self.mode = mode
+        self.port = port or free_port()
+        self.data = os.path.join(workdir, "data")
+        self.config_path = os.path.join(workdir, "ferry.json")
+        self.log_path = os.path.join(workdir, f"ferry-{mode}.log")
+        cfg = {
+            "data_folder": self.data,
+            "receiver": {"port": self.port, "ae_title": "FERRY", "disk_reserve_mb": 0,
+                         "shutdown_grace": 5},
+        }
+        cfg["receiver"].update(receiver or {})
+        cfg.update(extra or {})
+        with open(self.config_path, "w") as f:
+            json.dump(cfg, f, indent=2)
+        self.proc = None
+        self.log = None
+
+    def start(self, wait=True, log_level="info"):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [FERRY_BIN, self.mode, "--config", self.config_path, "--log-level", log_level],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        if wait:
+            wait_for(lambda: port_open(self.port) or self.proc.poll() is not None, 30,
+                     what=f"ferry to listen on {self.port}")
+            if self.proc.poll() is not None:
+                raise AssertionError(f"ferry exited with {self.proc.returncode}:\n{self.log_text()}")
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+                raise AssertionError(f"ferry did not stop within {timeout} s")
+        code = self.proc.returncode
+        # Children of `serve` are in the same process group; make sure none survive.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+        self.proc = None
+        return code
+
+    def kill(self):
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+            self.log.close()
+            self.proc = None
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def incoming(self):
+        return os.path.join(self.data, "incoming")
+
+    def series_dirs(self):
+        return sorted(d for d in glob.glob(os.path.join(self.incoming(), "*")) if os.path.isdir(d))
+
+    def instances(self, series_uid=None):
+        pattern = os.path.join(self.incoming(), series_uid or "*", "*.dcm")
+        return sorted(glob.glob(pattern))
+
+    def events(self, service="receiver"):
+        out = []
+        for path in sorted(glob.glob(os.path.join(self.data, "journal", f"{service}-*.jsonl"))):
+            with open(path, "rb") as f:
+                for line in f.read().split(b"\n"):
+                    if line.strip():
+                        with contextlib.suppress(ValueError):
+                            out.append(json.loads(line))
+        return out
+
+    def tmp_files(self):
+        return [p for p in glob.glob(os.path.join(self.data, "tmp", "**", "*"), recursive=True)
+                if os.path.isfile(p)]
+
+
+class FerryTestCase(unittest.TestCase):
+    """Gives each test a temporary folder and stops every ferry it started."""
+
+    def setUp(self):
+        self.workdir = tempfile.mkdtemp(prefix="ferry-e2e-")
+        self._ferries = []
+
+    def tearDown(self):
+        failed = any(e for _, e in getattr(self._outcome, "errors", []) if e) if hasattr(
+            self, "_outcome") else False
+        for f in self._ferries:
+            f.kill()
+        if not failed:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def ferry(self, **kw):
+        f = Ferry(self.workdir if not self._ferries else tempfile.mkdtemp(dir=self.workdir), **kw)
+        self._ferries.append(f)
+        return f
+
+    def file(self, name):
+        return os.path.join(self.workdir, name)
+
+    def make_series(self, count, folder=None, **kw):
+        folder = folder or tempfile.mkdtemp(dir=self.workdir, prefix="series-")
+        series_uid = kw.pop("series_uid", None) or generate_uid()
+        study_uid = kw.pop("study_uid", None) or generate_uid()
+        files = []
+        for i in range(count):
+            path = os.path.join(folder, f"img{i:04d}.dcm")
+            make_instance(path, series_uid=series_uid, study_uid=study_uid, instance_number=i + 1,
+                          **kw)
+            files.append(path)
+        return series_uid, files
