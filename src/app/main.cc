@@ -12,6 +12,7 @@
 #include "app/supervisor.h"
 #include "config/config.h"
 #include "core/logging.h"
+#include "dicom/dcmtk_logging.h"
 #include "receiver/receiver_service.h"
 
 namespace {
@@ -130,6 +131,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (receiver->parsed()) {
+    ferry::dicom::ConfigureDcmtkLogging(level);
     return ferry::RunReceiverService(*config);
   }
   std::string abs_config = std::filesystem::absolute(config_path).string();
