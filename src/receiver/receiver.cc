@@ -314,17 +314,18 @@ void Receiver::OnAssociationEnd(const dicom::AssociationInfo& info,
     }
   }
   double seconds = static_cast<double>(s.duration.count()) / 1000.0;
-  double mb = static_cast<double>(s.bytes) / 1e6;
+  std::string size = s.bytes >= 1000000 ? fmt::format("{:.1f} MB", s.bytes / 1e6)
+                                         : fmt::format("{:.1f} kB", s.bytes / 1e3);
   auto log = Logger("receiver");
   auto level = s.end == dicom::AssociationEnd::kReleased && s.instances_failed == 0
                    ? spdlog::level::info
                    : spdlog::level::warn;
   log->log(level,
            "association {} from {} ({}) to {} {}: {} instances stored, {} failed, {} series, "
-           "{:.1f} MB in {:.2f} s{}",
+           "{} in {:.2f} s{}",
            info.id, info.calling_ae, info.peer_address, info.called_ae,
            dicom::AssociationEndName(s.end), s.instances_stored, s.instances_failed,
-           series.size(), mb, seconds, s.detail.empty() ? "" : " (" + s.detail + ")");
+           series.size(), size, seconds, s.detail.empty() ? "" : " (" + s.detail + ")");
   journal_->Append({"association.closed", "", "",
                     {{"association", info.id},
                      {"peer", info.peer_address},
