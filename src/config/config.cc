@@ -17,7 +17,8 @@
 namespace ferry {
 namespace {
 
-using Json = nlohmann::json;
+// ordered_json keeps the order of keys as written: rules are evaluated in config order.
+using Json = nlohmann::ordered_json;
 
 std::string TypeName(const Json& j) {
   switch (j.type()) {
@@ -118,6 +119,70 @@ class ObjectReader {
         continue;
       }
       out->push_back(item.get<std::string>());
+    }
+  }
+
+  // mercure allows a single name or a list of names (e.g. "target", "processing_module").
+  void StringOrList(const std::string& key, std::vector<std::string>* out) {
+    const Json* v = Get(key, false);
+    if (v == nullptr) {
+      return;
+    }
+    out->clear();
+    if (v->is_string()) {
+      if (!v->get<std::string>().empty()) {
+        out->push_back(v->get<std::string>());
+      }
+      return;
+    }
+    if (!v->is_array()) {
+      TypeError(key, *v, "a string or an array of strings");
+      return;
+    }
+    for (size_t i = 0; i < v->size(); ++i) {
+      const Json& item = (*v)[i];
+      if (!item.is_string()) {
+        errors_->push_back({fmt::format("{}.{}[{}]", path_, key, i),
+                            "is " + TypeName(item) + "; each entry must be a string"});
+        continue;
+      }
+      out->push_back(item.get<std::string>());
+    }
+  }
+
+  // Any JSON value of the given kinds, kept as its serialised text.
+  void RawJson(const std::string& key, std::string* out, bool allow_object, bool allow_array) {
+    const Json* v = Get(key, false);
+    if (v == nullptr) {
+      return;
+    }
+    if ((allow_object && v->is_object()) || (allow_array && v->is_array())) {
+      *out = v->dump();
+      return;
+    }
+    TypeError(key, *v, allow_array ? "an object or an array of objects" : "an object");
+  }
+
+  // Calls `fn(name, reader)` for each member of the object at `key`, in file order.
+  template <typename Fn>
+  void EachMember(const std::string& key, Fn fn) {
+    const Json* v = Get(key, false);
+    if (v == nullptr) {
+      return;
+    }
+    if (!v->is_object()) {
+      TypeError(key, *v, "an object with one member per name");
+      return;
+    }
+    for (const auto& [name, member] : v->items()) {
+      std::string member_path = path_ + "." + key + "." + name;
+      if (!member.is_object()) {
+        errors_->push_back({member_path, "is " + TypeName(member) + " but must be an object"});
+        continue;
+      }
+      ObjectReader reader(&member, member_path, errors_);
+      fn(name, reader);
+      reader.Finish();
     }
   }
 
@@ -390,6 +455,77 @@ Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* error
   }
   tls.Finish();
   rec.Finish();
+
+  RouterOptions& ro = config.router;
+  ObjectReader router = top.Object("router");
+  router.Integer("series_complete_grace_ms", &ro.series_complete_grace_ms, 0, 3600 * 1000);
+  router.Integer("series_complete_timeout", &ro.series_complete_timeout_s, 1, 86400);
+  router.Integer("study_complete_timeout", &ro.study_complete_timeout_s, 1, 7 * 86400);
+  router.Integer("study_force_complete_timeout", &ro.study_force_complete_timeout_s, 1,
+                 30 * 86400);
+  router.Finish();
+
+  top.EachMember("rules", [&](const std::string& name, ObjectReader& r) {
+    RuleOptions rule;
+    rule.name = name;
+    r.String("rule", &rule.rule);
+    r.StringOrList("target", &rule.targets);
+    r.Bool("disabled", &rule.disabled);
+    r.Bool("fallback", &rule.fallback);
+    r.String("contact", &rule.contact);
+    r.String("comment", &rule.comment);
+    r.String("tags", &rule.tags);
+    r.Enum<RuleAction>("action", &rule.action,
+                       {{"route", RuleAction::kRoute},
+                        {"both", RuleAction::kBoth},
+                        {"process", RuleAction::kProcess},
+                        {"discard", RuleAction::kDiscard},
+                        {"notification", RuleAction::kNotification}});
+    r.Enum<RuleTrigger>("action_trigger", &rule.action_trigger,
+                        {{"series", RuleTrigger::kSeries}, {"study", RuleTrigger::kStudy}});
+    r.Enum<StudyTriggerCondition>(
+        "study_trigger_condition", &rule.study_trigger_condition,
+        {{"timeout", StudyTriggerCondition::kTimeout},
+         {"received_series", StudyTriggerCondition::kReceivedSeries}});
+    r.Enum<StudyForceAction>("study_force_completion_action",
+                             &rule.study_force_completion_action,
+                             {{"discard", StudyForceAction::kDiscard},
+                              {"proceed", StudyForceAction::kProceed},
+                              {"ignore", StudyForceAction::kIgnore}});
+    r.String("study_trigger_series", &rule.study_trigger_series);
+    r.Enum<Priority>("priority", &rule.priority,
+                     {{"normal", Priority::kNormal},
+                      {"urgent", Priority::kUrgent},
+                      {"offpeak", Priority::kOffpeak}});
+    r.StringOrList("processing_module", &rule.processing_modules);
+    r.RawJson("processing_settings", &rule.processing_settings_json, true, true);
+    r.Bool("processing_retain_images", &rule.processing_retain_images);
+    r.String("notification_email", &rule.notification_email);
+    r.String("notification_webhook", &rule.notification_webhook);
+    r.String("notification_payload", &rule.notification_payload);
+    r.String("notification_payload_body", &rule.notification_payload_body);
+    r.String("notification_email_body", &rule.notification_email_body);
+    r.String("notification_email_type", &rule.notification_email_type);
+    r.Bool("notification_trigger_reception", &rule.notification_trigger_reception);
+    r.Bool("notification_trigger_completion", &rule.notification_trigger_completion);
+    r.Bool("notification_trigger_completion_on_request",
+           &rule.notification_trigger_completion_on_request);
+    r.Bool("notification_trigger_error", &rule.notification_trigger_error);
+    r.Integer("series_complete_grace_ms", &rule.series_complete_grace_ms, 0, 3600 * 1000);
+    r.Integer("series_complete_timeout", &rule.series_complete_timeout_s, 0, 86400);
+    bool routes = rule.action == RuleAction::kRoute || rule.action == RuleAction::kBoth;
+    bool processes = rule.action == RuleAction::kProcess || rule.action == RuleAction::kBoth;
+    if (routes && rule.targets.empty() && !rule.disabled) {
+      r.Error("target", "is empty but action \"" +
+                            std::string(rule.action == RuleAction::kRoute ? "route" : "both") +
+                            "\" needs at least one target; name one, or change the action");
+    }
+    if (processes && rule.processing_modules.empty() && !rule.disabled) {
+      r.Error("processing_module", "is empty but the action processes images; name a module, "
+                                   "or change the action");
+    }
+    config.rules.push_back(std::move(rule));
+  });
 
   SupervisorOptions& s = config.supervisor;
   ObjectReader sup = top.Object("supervisor");

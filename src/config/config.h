@@ -43,6 +43,57 @@ struct ReceiverOptions {
   TlsOptions tls;
 };
 
+// Series and study completion (see src/router/completion.h). Rules may override the series
+// values.
+struct RouterOptions {
+  int series_complete_grace_ms = 3000;
+  int series_complete_timeout_s = 60;
+  int study_complete_timeout_s = 900;
+  int study_force_complete_timeout_s = 5400;
+};
+
+enum class RuleAction { kRoute, kBoth, kProcess, kDiscard, kNotification };
+enum class RuleTrigger { kSeries, kStudy };
+enum class StudyTriggerCondition { kTimeout, kReceivedSeries };
+enum class StudyForceAction { kDiscard, kProceed, kIgnore };
+enum class Priority { kNormal, kUrgent, kOffpeak };
+
+// One entry of `rules`, with mercure's field names and defaults, so that the rules section of a
+// mercure.json loads unchanged. The expression is checked by the rule compiler (src/rules), not
+// here.
+struct RuleOptions {
+  std::string name;
+  std::string rule = "False";
+  std::vector<std::string> targets;  // mercure "target": a name or a list of names
+  bool disabled = false;
+  bool fallback = false;
+  std::string contact;
+  std::string comment;
+  std::string tags;
+  RuleAction action = RuleAction::kRoute;
+  RuleTrigger action_trigger = RuleTrigger::kSeries;
+  StudyTriggerCondition study_trigger_condition = StudyTriggerCondition::kTimeout;
+  StudyForceAction study_force_completion_action = StudyForceAction::kDiscard;
+  std::string study_trigger_series;
+  Priority priority = Priority::kNormal;
+  std::vector<std::string> processing_modules;  // mercure "processing_module"
+  std::string processing_settings_json = "{}";  // object, or list of objects (one per module)
+  bool processing_retain_images = false;
+  std::string notification_email;
+  std::string notification_webhook;
+  std::string notification_payload;
+  std::string notification_payload_body;
+  std::string notification_email_body;
+  std::string notification_email_type = "plain";
+  bool notification_trigger_reception = true;
+  bool notification_trigger_completion = true;
+  bool notification_trigger_completion_on_request = false;
+  bool notification_trigger_error = true;
+  // ferry additions: per-rule completion overrides (0: use the router's value).
+  int series_complete_grace_ms = 0;
+  int series_complete_timeout_s = 0;
+};
+
 struct SupervisorOptions {
   int restart_backoff_initial_s = 1;
   int restart_backoff_max_s = 30;
@@ -54,6 +105,8 @@ struct Config {
   std::string data_folder;
   std::string log_level = "info";
   ReceiverOptions receiver;
+  RouterOptions router;
+  std::vector<RuleOptions> rules;  // in the order of the file: rules are evaluated in order
   SupervisorOptions supervisor;
 };
 

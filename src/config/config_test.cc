@@ -111,6 +111,69 @@ INSTANTIATE_TEST_SUITE_P(
                     "restart_backoff_max": 5}})",
                 "$.supervisor.restart_backoff_max", "at least"}));
 
+// The rules section of a mercure.json, as mercure writes it.
+constexpr const char* kMercureRules = R"({"data_folder": "/d", "rules": {
+  "zz_ct_to_pacs": {"rule": "@Modality@ == 'CT'", "target": "pacs", "disabled": false,
+    "fallback": false, "contact": "", "comment": "", "tags": "", "action": "route",
+    "action_trigger": "series", "study_trigger_condition": "timeout",
+    "study_force_completion_action": "discard", "study_trigger_series": "",
+    "priority": "urgent", "processing_module": "", "processing_settings": {},
+    "processing_retain_images": false, "notification_email": "", "notification_webhook": "",
+    "notification_payload": "", "notification_payload_body": "", "notification_email_body": "",
+    "notification_email_type": "plain", "notification_trigger_reception": true,
+    "notification_trigger_completion": true, "notification_trigger_completion_on_request": false,
+    "notification_trigger_error": true},
+  "aa_anonymize": {"rule": "True", "action": "both", "target": ["research", "archive"],
+    "processing_module": ["anon", "ai"], "processing_settings": [{"a": 1}, {}],
+    "action_trigger": "study", "study_trigger_condition": "received_series",
+    "study_trigger_series": "'T1' and 'T2'"},
+  "mm_rest": {"rule": "True", "action": "discard", "fallback": true}
+}})";
+
+TEST(ConfigTest, MercureRulesSectionLoadsInFileOrder) {
+  std::vector<ConfigError> errors;
+  Config c = ParseConfig(kMercureRules, &errors, false);
+  ASSERT_TRUE(errors.empty()) << errors[0].path << ": " << errors[0].reason;
+  ASSERT_EQ(c.rules.size(), 3u);
+  EXPECT_EQ(c.rules[0].name, "zz_ct_to_pacs");
+  EXPECT_EQ(c.rules[1].name, "aa_anonymize");
+  EXPECT_EQ(c.rules[2].name, "mm_rest");
+  EXPECT_EQ(c.rules[0].targets, std::vector<std::string>{"pacs"});
+  EXPECT_EQ(c.rules[0].priority, Priority::kUrgent);
+  EXPECT_TRUE(c.rules[0].processing_modules.empty());
+  EXPECT_EQ(c.rules[1].action, RuleAction::kBoth);
+  EXPECT_EQ(c.rules[1].targets.size(), 2u);
+  EXPECT_EQ(c.rules[1].processing_modules.size(), 2u);
+  EXPECT_EQ(c.rules[1].processing_settings_json, R"([{"a":1},{}])");
+  EXPECT_EQ(c.rules[1].action_trigger, RuleTrigger::kStudy);
+  EXPECT_EQ(c.rules[1].study_trigger_condition, StudyTriggerCondition::kReceivedSeries);
+  EXPECT_TRUE(c.rules[2].fallback);
+  EXPECT_EQ(c.rules[2].action, RuleAction::kDiscard);
+  EXPECT_EQ(c.router.series_complete_grace_ms, 3000);
+  EXPECT_EQ(c.router.series_complete_timeout_s, 60);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rules, ConfigErrorTest,
+    ::testing::Values(
+        BadCase{R"({"data_folder": "/d", "rules": []})", "$.rules", "one member per name"},
+        BadCase{R"({"data_folder": "/d", "rules": {"r": "True"}})", "$.rules.r",
+                "must be an object"},
+        BadCase{R"({"data_folder": "/d", "rules": {"r": {"rule": "True", "acton": "route"}}})",
+                "$.rules.r.acton", "did you mean \"action\""},
+        BadCase{R"({"data_folder": "/d", "rules": {"r": {"action": "forward"}}})",
+                "$.rules.r.action", "\"route\", \"both\""},
+        BadCase{R"({"data_folder": "/d", "rules": {"r": {"action": "route"}}})",
+                "$.rules.r.target", "needs at least one target"},
+        BadCase{R"({"data_folder": "/d", "rules": {"r": {"action": "process"}}})",
+                "$.rules.r.processing_module", "name a module"},
+        BadCase{R"({"data_folder": "/d", "rules": {"r": {"target": 3}}})", "$.rules.r.target",
+                "a string or an array of strings"},
+        BadCase{R"({"data_folder": "/d", "rules": {"r": {"priority": "high"}}})",
+                "$.rules.r.priority", "\"urgent\""},
+        BadCase{R"({"data_folder": "/d", "router": {"series_complete_timeout": 0}})",
+                "$.router.series_complete_timeout", "out of range"}));
+
 TEST(ConfigTest, ReportsEveryErrorAtOnce) {
   auto errors = Errors(R"({"data_folder": "/d", "receiver": {"port": -1, "ae_title": 5,
       "bogus": true}})");
