@@ -444,6 +444,10 @@ Result<uint64_t> FaultInjectionFileSystem::FileSize(const std::string& path) {
   return base_->FileSize(path);
 }
 
+Result<WallTime> FaultInjectionFileSystem::ModificationTime(const std::string& path) {
+  return base_->ModificationTime(path);
+}
+
 Result<DiskSpace> FaultInjectionFileSystem::GetDiskSpace(const std::string& path) {
   return base_->GetDiskSpace(path);
 }

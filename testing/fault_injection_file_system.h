@@ -75,6 +75,7 @@ class FaultInjectionFileSystem final : public FileSystem {
   bool Exists(const std::string& path) override;
   bool IsDirectory(const std::string& path) override;
   Result<uint64_t> FileSize(const std::string& path) override;
+  Result<WallTime> ModificationTime(const std::string& path) override;
   Result<DiskSpace> GetDiskSpace(const std::string& path) override;
 
   // The next `n` mutating operations succeed; every later one fails with IoError.

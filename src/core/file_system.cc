@@ -302,6 +302,16 @@ class PosixFileSystem final : public FileSystem {
     return static_cast<uint64_t>(st.st_size);
   }
 
+  Result<WallTime> ModificationTime(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+      return Errno("stat", path);
+    }
+    auto since_epoch = std::chrono::seconds(st.st_mtim.tv_sec) +
+                       std::chrono::nanoseconds(st.st_mtim.tv_nsec);
+    return WallTime(std::chrono::duration_cast<WallTime::duration>(since_epoch));
+  }
+
   Result<DiskSpace> GetDiskSpace(const std::string& path) override {
     struct statvfs vfs;
     if (RetryOnEintr([&] { return ::statvfs(path.c_str(), &vfs); }) != 0) {

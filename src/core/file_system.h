@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/result.h"
 #include "core/status.h"
 
@@ -67,6 +68,9 @@ class FileSystem {
   virtual bool Exists(const std::string& path) = 0;
   virtual bool IsDirectory(const std::string& path) = 0;
   virtual Result<uint64_t> FileSize(const std::string& path) = 0;
+  // Last modification time of a file or directory (a directory changes when an entry is added,
+  // renamed in or removed).
+  virtual Result<WallTime> ModificationTime(const std::string& path) = 0;
   virtual Result<DiskSpace> GetDiskSpace(const std::string& path) = 0;
 };
 

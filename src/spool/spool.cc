@@ -269,6 +269,44 @@ Result<Spool::AddResult> Spool::AddInstance(std::string_view series_uid, std::st
   return result;
 }
 
+Result<std::vector<std::string>> Spool::ListIncomingSeries() {
+  FERRY_ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->ListDir(StagePath(kIncoming)));
+  std::vector<std::string> series;
+  for (auto& name : names) {
+    if (IsSafeFileName(name)) {
+      series.push_back(std::move(name));
+    }
+  }
+  return series;
+}
+
+Result<Spool::SeriesState> Spool::ReadSeriesState(std::string_view series_uid) {
+  FERRY_RETURN_IF_ERROR(CheckName("Series Instance UID", series_uid));
+  const std::string folder = SeriesPath(series_uid);
+  SeriesState state;
+  FERRY_ASSIGN_OR_RETURN(state.last_arrival, fs_->ModificationTime(folder));
+  FERRY_ASSIGN_OR_RETURN(std::vector<std::string> entries, fs_->ListDir(folder));
+  for (const auto& e : entries) {
+    if (e.size() > kDcmSuffix.size() && e.ends_with(kDcmSuffix)) {
+      ++state.instances;
+    }
+  }
+  auto markers = fs_->ListDir(JoinPath(folder, kAssociationsDir));
+  if (!markers && !IsNotFound(markers.error())) {
+    return markers.error();
+  }
+  if (markers) {
+    for (const auto& m : *markers) {
+      if (m.ends_with(".open")) {
+        state.associations.push_back({m.substr(0, m.size() - 5), false});
+      } else if (m.ends_with(".ended")) {
+        state.associations.push_back({m.substr(0, m.size() - 6), true});
+      }
+    }
+  }
+  return state;
+}
+
 Status Spool::MarkAssociationOpen(std::string_view series_uid, std::string_view association_id) {
   FERRY_RETURN_IF_ERROR(CheckName("Series Instance UID", series_uid));
   FERRY_RETURN_IF_ERROR(CheckName("association id", association_id));

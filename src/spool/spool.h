@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/file_system.h"
 #include "core/result.h"
 
@@ -95,6 +96,22 @@ class Spool {
   Result<AddResult> AddInstance(std::string_view series_uid, std::string_view sop_uid,
                                 const std::string& tmp_path, std::string_view series_tags_json,
                                 Durability durability);
+
+  struct AssociationState {
+    std::string id;
+    bool ended = false;
+  };
+  struct SeriesState {
+    WallTime last_arrival;  // modification time of the series folder
+    std::vector<AssociationState> associations;
+    int instances = 0;
+  };
+
+  // Names (series UIDs) of the series folders in incoming/, in no particular order.
+  Result<std::vector<std::string>> ListIncomingSeries();
+  // What the router needs to decide whether the series is complete. NotFound if the folder is
+  // gone (claimed meanwhile).
+  Result<SeriesState> ReadSeriesState(std::string_view series_uid);
 
   // Records that association `association_id` delivers to the series (creates
   // associations/<id>.open; not fsynced: RecoverIncoming closes stale ones anyway).

@@ -78,6 +78,9 @@ class ClaimingFileSystem final : public FileSystem {
   bool Exists(const std::string& p) override { return base_->Exists(p); }
   bool IsDirectory(const std::string& p) override { return base_->IsDirectory(p); }
   Result<uint64_t> FileSize(const std::string& p) override { return base_->FileSize(p); }
+  Result<WallTime> ModificationTime(const std::string& p) override {
+    return base_->ModificationTime(p);
+  }
   Result<DiskSpace> GetDiskSpace(const std::string& p) override { return base_->GetDiskSpace(p); }
 
  private:
@@ -377,6 +380,42 @@ TEST_F(SpoolTest, RecoverIncomingCleansTmpAndClosesOpenMarkers) {
   auto again = fresh.RecoverIncoming();
   ASSERT_TRUE(again.has_value());
   EXPECT_EQ(*again, 0);
+}
+
+TEST(SpoolSeriesStateTest, ReadsArrivalInstancesAndAssociations) {
+  char tmpl[] = "/tmp/ferry-spool-state-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  FileSystem* fs = DefaultFileSystem();
+  Spool spool(dir, "receiver", fs);
+  ASSERT_TRUE(spool.Init().ok());
+  for (const char* sop : {"1.1", "1.2"}) {
+    std::string tmp = spool.NewTempPath(".dcm");
+    auto f = fs->NewWritableFile(tmp);
+    ASSERT_TRUE(f.has_value());
+    ASSERT_TRUE((*f)->Append("x").ok());
+    ASSERT_TRUE((*f)->Close().ok());
+    ASSERT_TRUE(spool.AddInstance("9.9", sop, tmp, "{}", Durability::kOs).has_value());
+  }
+  ASSERT_TRUE(spool.MarkAssociationOpen("9.9", "a1").ok());
+  ASSERT_TRUE(spool.MarkAssociationOpen("9.9", "a2").ok());
+  ASSERT_TRUE(spool.MarkAssociationEnded("9.9", "a1").ok());
+  auto series = spool.ListIncomingSeries();
+  ASSERT_TRUE(series.has_value());
+  EXPECT_EQ(*series, std::vector<std::string>{"9.9"});
+  auto state = spool.ReadSeriesState("9.9");
+  ASSERT_TRUE(state.has_value()) << state.error().ToString();
+  EXPECT_EQ(state->instances, 2);
+  ASSERT_EQ(state->associations.size(), 2u);
+  int ended = 0;
+  for (const auto& a : state->associations) {
+    ended += a.ended ? 1 : 0;
+    EXPECT_TRUE(a.id == "a1" ? a.ended : !a.ended) << a.id;
+  }
+  EXPECT_EQ(ended, 1);
+  auto age = std::chrono::system_clock::now() - state->last_arrival;
+  EXPECT_LT(age, std::chrono::seconds(60));
+  EXPECT_EQ(spool.ReadSeriesState("8.8").error().code(), Status::Code::kNotFound);
+  fs->RemoveTree(dir);
 }
 
 }  // namespace
