@@ -1,5 +1,9 @@
 #include "dicom/storage_scp.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -124,6 +128,35 @@ bool FileHoldsDataset(const std::string& path, uint64_t dataset_bytes) {
   return static_cast<uint64_t>(st.st_size) == sizeof(head) + group_length + dataset_bytes;
 }
 
+// Workers compete in accept() on DCMTK's listening socket; if it blocked, the losers would
+// hang in accept() until the next connection. DCMTK does not expose the socket, so find it among
+// this process's descriptors: the listening TCP socket bound to our port.
+bool MakeListenSocketNonBlocking(int port) {
+  for (int fd = 0; fd < 1024; ++fd) {
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) {
+      continue;
+    }
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof(addr);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) {
+      continue;
+    }
+    int bound = 0;
+    if (addr.ss_family == AF_INET) {
+      bound = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+      bound = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    }
+    if (bound == port) {
+      int flags = fcntl(fd, F_GETFL);
+      return flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string_view AssociationEndName(AssociationEnd end) {
@@ -144,9 +177,13 @@ struct StorageScp::Impl {
   DcmTLSTransportLayer* tls = nullptr;
   std::atomic<bool> stop{false};
   std::atomic<bool> abort_all{false};
+  bool listen_nonblocking = false;
   mutable std::mutex mu;
   std::condition_variable cv;
-  int active = 0;
+  int active = 0;        // associations being served
+  int live_workers = 0;  // worker threads still running
+
+  void WorkerLoop();
 
   void Negotiate(T_ASC_Association* assoc, const AssociationInfo& info);
   void Serve(T_ASC_Association* assoc, AssociationInfo info);
@@ -164,7 +201,18 @@ StorageScp::StorageScp(ScpOptions options, StoreHandler* handler) : impl_(new Im
 
 StorageScp::~StorageScp() {
   Stop();
-  WaitIdle(std::chrono::milliseconds(0));
+  bool workers_gone;
+  {
+    std::unique_lock<std::mutex> lock(impl_->mu);
+    workers_gone = impl_->cv.wait_for(lock, std::chrono::seconds(3),
+                                      [this] { return impl_->live_workers == 0; });
+  }
+  if (!workers_gone) {
+    // A worker is still blocked in DCMTK (a peer that never sent its association request, or a
+    // transfer past its grace). It still uses the network object, so leave it alive: this only
+    // happens when the process is about to exit.
+    return;
+  }
   if (impl_->network != nullptr) {
     ASC_dropNetwork(&impl_->network);
   }
@@ -185,6 +233,7 @@ Status StorageScp::Start() {
         "receiver.port or stop the other program",
         impl_->options.port, ConditionText(cond)));
   }
+  impl_->listen_nonblocking = MakeListenSocketNonBlocking(impl_->options.port);
   const ScpTlsOptions& t = impl_->options.tls;
   if (t.enabled) {
     auto* layer = new DcmTLSTransportLayer(NET_ACCEPTOR, nullptr, OFTrue);
@@ -220,26 +269,40 @@ Status StorageScp::Start() {
 }
 
 void StorageScp::Run() {
-  auto log = Logger("dicom");
-  while (!impl_->stop.load()) {
+  // One worker per allowed association, each accepting for itself: a peer that connects and
+  // then stays silent (or sends half a PDU) occupies only its own worker while DCMTK waits for
+  // its A-ASSOCIATE-RQ, never the others. When every worker is busy, nobody accepts and new
+  // connections wait in the kernel's listen backlog instead of being rejected.
+  int n = impl_->options.max_associations;
+  for (int i = 0; i < n; ++i) {
     {
-      // Wait for a free worker; meanwhile new connections wait in the kernel's listen backlog.
-      std::unique_lock<std::mutex> lock(impl_->mu);
-      impl_->cv.wait_for(lock, std::chrono::milliseconds(500), [this] {
-        return impl_->active < impl_->options.max_associations || impl_->stop.load();
-      });
-      if (impl_->active >= impl_->options.max_associations || impl_->stop.load()) {
-        continue;
-      }
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      ++impl_->live_workers;
     }
-    if (!ASC_associationWaiting(impl_->network, 1)) {
-      continue;
-    }
+    std::thread([this] {
+      impl_->WorkerLoop();
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      --impl_->live_workers;
+      impl_->cv.notify_all();
+    }).detach();
+  }
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->cv.wait(lock, [this] { return impl_->stop.load(); });
+}
+
+void StorageScp::Impl::WorkerLoop() {
+  auto log = Logger("dicom");
+  while (!stop.load()) {
     T_ASC_Association* assoc = nullptr;
-    OFCondition cond =
-        ASC_receiveAssociation(impl_->network, &assoc, impl_->options.max_pdu, nullptr, nullptr,
-                               impl_->options.tls.enabled ? OFTrue : OFFalse, DUL_NOBLOCK, 1);
-    if (cond == DUL_NOASSOCIATIONREQUEST) {
+    // Waits up to one second for a connection (so that Stop() is noticed), accepts it, and
+    // reads the A-ASSOCIATE-RQ within receiver.network_timeout.
+    OFCondition cond = ASC_receiveAssociation(network, &assoc, options.max_pdu, nullptr, nullptr,
+                                              options.tls.enabled ? OFTrue : OFFalse,
+                                              DUL_NOBLOCK, 1);
+    if (cond == DUL_NOASSOCIATIONREQUEST ||
+        (cond.bad() && listen_nonblocking && std::string(cond.text()).find("accept failed") !=
+                                                 std::string::npos)) {
+      // No connection, or another worker accepted it first.
       if (assoc != nullptr) {
         ASC_destroyAssociation(&assoc);
       }
@@ -261,7 +324,7 @@ void StorageScp::Run() {
       continue;
     }
     if (cond.bad()) {
-      log->warn("association request from {} failed before negotiation: {}",
+      log->warn("connection from {} failed before negotiation: {}",
                 info.peer_address.empty() ? "unknown peer" : info.peer_address,
                 ConditionText(cond));
       if (assoc != nullptr) {
@@ -270,15 +333,27 @@ void StorageScp::Run() {
       }
       continue;
     }
-    {
-      std::lock_guard<std::mutex> lock(impl_->mu);
-      ++impl_->active;
+    if (stop.load()) {
+      // Accepted just as ferry began to shut down: ask the peer to try again later.
+      T_ASC_RejectParameters rej{ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
+                                 ASC_REASON_SP_PRES_TEMPORARYCONGESTION};
+      ASC_rejectAssociation(assoc, &rej);
+      ASC_dropAssociation(assoc);
+      ASC_destroyAssociation(&assoc);
+      break;
     }
-    std::thread([this, assoc, info] { impl_->Serve(assoc, info); }).detach();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++active;
+    }
+    Serve(assoc, info);
   }
 }
 
-void StorageScp::Stop() { impl_->stop.store(true); }
+void StorageScp::Stop() {
+  impl_->stop.store(true);
+  impl_->cv.notify_all();
+}
 
 bool StorageScp::WaitIdle(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(impl_->mu);
