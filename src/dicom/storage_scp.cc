@@ -528,7 +528,7 @@ bool StorageScp::Impl::HandleStore(T_ASC_Association* assoc, T_ASC_PresentationC
   rsp.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
   std::string comment;
 
-  if (!handler->HasRoom()) {
+  if (!handler->HasRoom(info)) {
     DIC_UL bytes = 0;
     DIC_UL pdvs = 0;
     OFCondition cond = DIMSE_ignoreDataSet(assoc, DIMSE_BLOCKING, options.dimse_timeout_s, &bytes,

@@ -103,7 +103,7 @@ class StoreHandler {
   virtual std::string NewStagingPath() = 0;
   // Whether the receiver can take another instance now (e.g. free disk above the reserve).
   // When false the SCP reads and discards the dataset and answers Out of Resources.
-  virtual bool HasRoom() = 0;
+  virtual bool HasRoom(const AssociationInfo& info) = 0;
   // The instance is at request.file_path; the handler now owns that file (publishes or removes
   // it) and returns the status to answer. `error_comment` may receive a short text that is sent
   // in the response's Error Comment.

@@ -141,7 +141,7 @@ dicom::AssociationDecision Receiver::OnAssociationRequest(const dicom::Associati
 
 std::string Receiver::NewStagingPath() { return spool_->NewTempPath(".dcm"); }
 
-bool Receiver::HasRoom() {
+bool Receiver::HasRoom(const dicom::AssociationInfo& info) {
   if (options_.disk_reserve_mb == 0) {
     return true;
   }
@@ -149,7 +149,24 @@ bool Receiver::HasRoom() {
   if (!space) {
     return true;  // cannot tell; the write itself will fail cleanly if the disk is full
   }
-  return space->available_bytes >= options_.disk_reserve_mb * 1024 * 1024;
+  if (space->available_bytes >= options_.disk_reserve_mb * 1024 * 1024) {
+    return true;
+  }
+  std::string reason = fmt::format(
+      "only {} MiB free on the disk of {}, below receiver.disk_reserve_mb ({} MiB); free disk "
+      "space, the sender keeps the image and can retry",
+      space->available_bytes / (1024 * 1024), spool_->root(), options_.disk_reserve_mb);
+  ++counters_.instances_rejected;
+  Logger("receiver")->error("instance refused with status 0xA700 (Out of Resources): association "
+                            "{} from {} ({}): {}",
+                            info.id, info.calling_ae, info.peer_address, reason);
+  journal_->Append({"instance.rejected", "", "",
+                    {{"association", info.id},
+                     {"peer", info.peer_address},
+                     {"calling_ae", info.calling_ae},
+                     {"status", Hex16(dicom::StoreStatus::kOutOfResources)},
+                     {"reason", reason}}});
+  return false;
 }
 
 dicom::StoreStatus Receiver::Reject(const dicom::AssociationInfo& info, const std::string& file,

@@ -55,7 +55,7 @@ class Receiver final : public dicom::StoreHandler {
   dicom::AssociationDecision OnAssociationRequest(const dicom::AssociationInfo& info,
                                                   std::string* reason) override;
   std::string NewStagingPath() override;
-  bool HasRoom() override;
+  bool HasRoom(const dicom::AssociationInfo& info) override;
   dicom::StoreStatus OnStore(const dicom::AssociationInfo& info,
                              const dicom::StoreRequest& request,
                              std::string* error_comment) override;

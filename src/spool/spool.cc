@@ -238,8 +238,15 @@ Result<Spool::AddResult> Spool::AddInstance(std::string_view series_uid, std::st
       result.series_created |= created;
       incoming_synced = created;
     }
-    result.replaced = fs_->Exists(target);
-    Status s = fs_->Rename(tmp_path, target);
+    Status s;
+    {
+      // Two associations delivering the same instance at once must not both see it as new:
+      // the existence check and the rename are one step for this process.
+      std::lock_guard<std::mutex> lock(
+          replace_locks_[std::hash<std::string>{}(target) % replace_locks_.size()]);
+      result.replaced = fs_->Exists(target);
+      s = fs_->Rename(tmp_path, target);
+    }
     if (s.ok()) {
       break;
     }
@@ -289,6 +296,8 @@ Result<Spool::SeriesState> Spool::ReadSeriesState(std::string_view series_uid) {
   for (const auto& e : entries) {
     if (e.size() > kDcmSuffix.size() && e.ends_with(kDcmSuffix)) {
       ++state.instances;
+    } else if (e == kForceCompleteFile) {
+      state.forced = true;
     }
   }
   auto markers = fs_->ListDir(JoinPath(folder, kAssociationsDir));

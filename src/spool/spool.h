@@ -22,7 +22,9 @@
 // same series are resolved by the atomicity of mkdir/rename.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +49,8 @@ inline constexpr std::string_view kTmp = "tmp";
 
 inline constexpr std::string_view kSeriesTagsFile = "series.tags";
 inline constexpr std::string_view kAssociationsDir = "associations";
+// Written into a series folder by `ferry series complete`: the router completes it at once.
+inline constexpr std::string_view kForceCompleteFile = "force-complete";
 
 // True when `name` can be used as one path component: non-empty, at most 128 bytes, only
 // [A-Za-z0-9._-], not starting with '.'. UIDs and ids are checked with it before they become
@@ -105,6 +109,7 @@ class Spool {
     WallTime last_arrival;  // modification time of the series folder
     std::vector<AssociationState> associations;
     int instances = 0;
+    bool forced = false;  // an operator asked to complete it now (kForceCompleteFile)
   };
 
   // Names (series UIDs) of the series folders in incoming/, in no particular order.
@@ -128,6 +133,7 @@ class Spool {
   std::string tmp_dir_;
   FileSystem* fs_;
   std::atomic<uint64_t> counter_{0};
+  std::array<std::mutex, 64> replace_locks_;
 };
 
 }  // namespace ferry

@@ -224,6 +224,17 @@ class Ferry:
                 if os.path.isfile(p)]
 
 
+def wait_events(ferry, kind, count, timeout=10, service="receiver"):
+    """Waits until ferry's journal holds at least `count` events of `kind`; returns them.
+
+    Association-end events are written after the release is acknowledged, so they can trail
+    the sender's exit by a moment."""
+    def enough():
+        found = [e for e in ferry.events(service) if e["event"] == kind]
+        return found if len(found) >= count else None
+    return wait_for(enough, timeout, what=f"{count} {kind} event(s)")
+
+
 class FerryTestCase(unittest.TestCase):
     """Gives each test a temporary folder and stops every ferry it started."""
 
@@ -232,8 +243,10 @@ class FerryTestCase(unittest.TestCase):
         self._ferries = []
 
     def tearDown(self):
-        failed = any(e for _, e in getattr(self._outcome, "errors", []) if e) if hasattr(
-            self, "_outcome") else False
+        # Keep the folder of a failed test for inspection.
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        failed = any(getattr(t, "test_case", t) is self for t, _ in
+                     getattr(result, "errors", []) + getattr(result, "failures", []))
         for f in self._ferries:
             f.kill()
         if not failed:

@@ -8,7 +8,7 @@ import zlib
 import pydicom
 
 from ferrytest import (PYDICOM_TEST_FILES, FerryTestCase, dataset_bytes, echoscu, run,
-                       storescu, FERRY_BIN)
+                       storescu, wait_events, FERRY_BIN)
 
 
 class ReceiveTest(FerryTestCase):
@@ -31,6 +31,7 @@ class ReceiveTest(FerryTestCase):
             sop = pydicom.dcmread(src, stop_before_pixels=True).SOPInstanceUID
             self.assertEqual(os.path.basename(by_sop[sop]), sop + ".dcm")
             self.assertEqual(dataset_bytes(by_sop[sop]), dataset_bytes(src))
+        wait_events(f, "association.closed", 1)
         series_dir = os.path.join(f.incoming(), series_uid)
         with open(os.path.join(series_dir, "series.tags"), encoding="utf-8") as fh:
             tags = json.load(fh)
@@ -121,6 +122,7 @@ class ReceiveTest(FerryTestCase):
         self.assertEqual(len(f.instances(series_uid)), 3)
         replaced = [e for e in f.events() if e["event"] == "instance.replaced"]
         self.assertEqual(len(replaced), 3)
+        wait_events(f, "association.closed", 2)
         ended = os.listdir(os.path.join(f.incoming(), series_uid, "associations"))
         self.assertEqual(len(ended), 2)
 
@@ -128,7 +130,7 @@ class ReceiveTest(FerryTestCase):
         f = self.ferry(receiver={"check_called_ae_title": True}).start()
         self.assertNotEqual(echoscu(f.port, aec="WRONG").returncode, 0)
         self.assertEqual(echoscu(f.port, aec="FERRY").returncode, 0)
-        rejected = [e for e in f.events() if e["event"] == "association.rejected"]
+        rejected = wait_events(f, "association.rejected", 1)
         self.assertEqual(len(rejected), 1)
         self.assertIn("WRONG", f.log_text())
 
