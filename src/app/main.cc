@@ -9,11 +9,15 @@
 
 #include <CLI/CLI.hpp>
 
+#include "app/rules_cli.h"
 #include "app/supervisor.h"
 #include "config/config.h"
 #include "core/logging.h"
 #include "dicom/dcmtk_logging.h"
 #include "receiver/receiver_service.h"
+#include "router/router_service.h"
+#include "router/rule_set.h"
+#include "spool/spool.h"
 
 namespace {
 
@@ -50,8 +54,43 @@ int ConfigCheck(const std::string& path) {
     }
     return 1;
   }
+  std::vector<ferry::RuleSet::Error> rule_errors;
+  ferry::RuleSet::Build(config.rules, &rule_errors);
+  if (!rule_errors.empty()) {
+    std::cout << path << ": " << rule_errors.size() << " error"
+              << (rule_errors.size() == 1 ? "" : "s") << "\n";
+    for (const auto& e : rule_errors) {
+      std::cout << "  " << e.path << ": " << e.reason << "\n";
+    }
+    return 1;
+  }
   config.path = path;
   std::cout << ferry::Summarize(config) << "\n";
+  return 0;
+}
+
+// `ferry series complete UID`: asks the router to complete a series now.
+int SeriesComplete(const Config& config, const std::string& uid) {
+  ferry::Spool spool(config.data_folder, "cli", ferry::DefaultFileSystem());
+  if (!ferry::IsSafeFileName(uid)) {
+    std::cerr << "ferry: \"" << uid << "\" is not a valid Series Instance UID\n";
+    return 1;
+  }
+  std::string folder = spool.SeriesPath(uid);
+  if (!ferry::DefaultFileSystem()->IsDirectory(folder)) {
+    std::cerr << "ferry: series " << uid << " is not in " << spool.StagePath(ferry::kIncoming)
+              << " (not received, or already routed)\n";
+    return 1;
+  }
+  ferry::Status s = spool.Init();
+  if (s.ok()) {
+    s = spool.WriteFileAtomic(folder, ferry::kForceCompleteFile, "", ferry::Durability::kFsync);
+  }
+  if (!s.ok()) {
+    std::cerr << "ferry: cannot mark series " << uid << " complete: " << s.ToString() << "\n";
+    return 1;
+  }
+  std::cout << "series " << uid << " marked complete; the router routes it now\n";
   return 0;
 }
 
@@ -91,6 +130,15 @@ int main(int argc, char** argv) {
   add_common(serve);
   CLI::App* receiver = app.add_subcommand("receiver", "run the DICOM receiver service alone");
   add_common(receiver);
+  CLI::App* router = app.add_subcommand("router", "run the router service alone");
+  add_common(router);
+
+  CLI::App* series_cmd = app.add_subcommand("series", "act on series in incoming/");
+  series_cmd->require_subcommand(1);
+  CLI::App* complete = series_cmd->add_subcommand("complete", "complete a series now");
+  add_common(complete);
+  std::string series_uid;
+  complete->add_option("uid", series_uid, "Series Instance UID")->required();
 
   CLI::App* config_cmd = app.add_subcommand("config", "check or create a configuration");
   config_cmd->require_subcommand(1);
@@ -104,6 +152,20 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   init->add_flag("--force", force, "overwrite an existing file");
 
+  CLI::App* rules_cmd = app.add_subcommand("rules", "evaluate routing rules");
+  rules_cmd->require_subcommand(1);
+  CLI::App* rules_eval = rules_cmd->add_subcommand(
+      "eval", "evaluate one rule on the tags of a series; prints trigger, reject or error");
+  add_common(rules_eval);  // --config and --log-level are accepted and not used by eval
+  std::string rule_text;
+  std::string tags_file;
+  std::string dicom_file;
+  bool explain = false;
+  rules_eval->add_option("--rule", rule_text, "the rule, as written in the config");
+  rules_eval->add_option("--tags", tags_file, "JSON file of the tags (mercure's .tags form)");
+  rules_eval->add_option("--dicom", dicom_file, "DICOM file to read the tags from");
+  rules_eval->add_flag("--explain", explain, "also print the tags read and why");
+
   CLI::App* version = app.add_subcommand("version", "print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -111,6 +173,9 @@ int main(int argc, char** argv) {
   if (version->parsed()) {
     std::cout << "ferry " << kVersion << "\n";
     return 0;
+  }
+  if (rules_eval->parsed()) {
+    return ferry::RunRulesEval(rule_text, tags_file, dicom_file, explain);
   }
   if (check->parsed()) {
     return ConfigCheck(config_path);
@@ -123,8 +188,20 @@ int main(int argc, char** argv) {
   if (!config) {
     return 1;
   }
+  // A broken rule stops every service from starting, not only the router: nothing runs
+  // half-configured.
+  std::vector<ferry::RuleSet::Error> rule_errors;
+  ferry::RuleSet::Build(config->rules, &rule_errors);
+  if (!rule_errors.empty()) {
+    std::cerr << "ferry: " << config_path << " has " << rule_errors.size() << " error"
+              << (rule_errors.size() == 1 ? "" : "s") << ":\n";
+    for (const auto& e : rule_errors) {
+      std::cerr << "  " << e.path << ": " << e.reason << "\n";
+    }
+    return 1;
+  }
   std::string level = log_level.empty() ? config->log_level : log_level;
-  std::string process = serve->parsed() ? "supervisor" : "receiver";
+  std::string process = serve->parsed() ? "supervisor" : router->parsed() ? "router" : "receiver";
   ferry::Status s = ferry::InitLogging(level, process);
   if (!s.ok()) {
     std::cerr << "ferry: " << s.message() << "\n";
@@ -134,9 +211,16 @@ int main(int argc, char** argv) {
     ferry::dicom::ConfigureDcmtkLogging(level);
     return ferry::RunReceiverService(*config);
   }
+  if (router->parsed()) {
+    return ferry::RunRouterService(*config);
+  }
+  if (complete->parsed()) {
+    return SeriesComplete(*config, series_uid);
+  }
   std::string abs_config = std::filesystem::absolute(config_path).string();
   std::vector<ferry::ServiceSpec> services = {
       {"receiver", {"ferry", "receiver", "--config", abs_config, "--log-level", level}},
+      {"router", {"ferry", "router", "--config", abs_config, "--log-level", level}},
   };
   return ferry::RunSupervisor(*config, services);
 }

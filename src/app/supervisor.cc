@@ -185,7 +185,7 @@ int RunSupervisor(const Config& config, const std::vector<ServiceSpec>& services
       }
     }
   }
-  (*journal)->Append({"supervisor.stopped", "", "", {}});
+  (*journal)->Append({"supervisor.stopped", "", "", nlohmann::json::object()});
   log->info("all services stopped");
   return 0;
 }

@@ -101,6 +101,24 @@ class ObjectReader {
     *out = static_cast<Int>(value);
   }
 
+  // A number of seconds (fractions allowed), stored as milliseconds.
+  void Seconds(const std::string& key, int* out_ms, double min, double max) {
+    const Json* v = Get(key, false);
+    if (v == nullptr) {
+      return;
+    }
+    if (!v->is_number()) {
+      TypeError(key, *v, "a number of seconds");
+      return;
+    }
+    double value = v->get<double>();
+    if (value < min || value > max) {
+      Error(key, fmt::format("{} is out of range; use a value from {} to {}", value, min, max));
+      return;
+    }
+    *out_ms = static_cast<int>(value * 1000.0 + 0.5);
+  }
+
   void StringList(const std::string& key, std::vector<std::string>* out) {
     const Json* v = Get(key, false);
     if (v == nullptr) {
@@ -458,7 +476,7 @@ Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* error
 
   RouterOptions& ro = config.router;
   ObjectReader router = top.Object("router");
-  router.Integer("series_complete_grace_ms", &ro.series_complete_grace_ms, 0, 3600 * 1000);
+  router.Seconds("series_complete_grace", &ro.series_complete_grace_ms, 0, 3600);
   router.Integer("series_complete_timeout", &ro.series_complete_timeout_s, 1, 86400);
   router.Integer("study_complete_timeout", &ro.study_complete_timeout_s, 1, 7 * 86400);
   router.Integer("study_force_complete_timeout", &ro.study_force_complete_timeout_s, 1,
@@ -511,7 +529,7 @@ Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* error
     r.Bool("notification_trigger_completion_on_request",
            &rule.notification_trigger_completion_on_request);
     r.Bool("notification_trigger_error", &rule.notification_trigger_error);
-    r.Integer("series_complete_grace_ms", &rule.series_complete_grace_ms, 0, 3600 * 1000);
+    r.Seconds("series_complete_grace", &rule.series_complete_grace_ms, 0, 3600);
     r.Integer("series_complete_timeout", &rule.series_complete_timeout_s, 0, 86400);
     bool routes = rule.action == RuleAction::kRoute || rule.action == RuleAction::kBoth;
     bool processes = rule.action == RuleAction::kProcess || rule.action == RuleAction::kBoth;

@@ -1,0 +1,157 @@
+#include "app/rules_cli.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/result.h"
+#include "dicom/instance_header.h"
+#include "rules/rule.h"
+#include "rules/value.h"
+
+namespace ferry {
+namespace {
+
+using rules::CompiledRule;
+using rules::Evaluation;
+using rules::TagLookup;
+
+constexpr int kExitDecided = 0;
+constexpr int kExitError = 2;
+
+const char* JsonTypeName(const nlohmann::json& v) {
+  switch (v.type()) {
+    case nlohmann::json::value_t::null:
+      return "null";
+    case nlohmann::json::value_t::boolean:
+      return "a boolean";
+    case nlohmann::json::value_t::number_integer:
+    case nlohmann::json::value_t::number_unsigned:
+    case nlohmann::json::value_t::number_float:
+      return "a number";
+    case nlohmann::json::value_t::object:
+      return "an object";
+    case nlohmann::json::value_t::array:
+      return "an array";
+    default:
+      return "not a string";
+  }
+}
+
+// Parses mercure's .tags form: one JSON object whose values are all strings.
+Result<TagLookup::Map> ParseTags(const std::string& text, const std::string& what) {
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    return Status::InvalidArgument(what + " is not valid JSON: " + e.what());
+  }
+  if (!doc.is_object()) {
+    return Status::InvalidArgument(what + " must hold a JSON object of tag names and values, not " +
+                                   std::string(JsonTypeName(doc)));
+  }
+  TagLookup::Map tags;
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    if (!it.value().is_string()) {
+      return Status::InvalidArgument(what + ": the value of \"" + it.key() + "\" is " +
+                                     JsonTypeName(it.value()) +
+                                     "; tag values must be strings (mercure's .tags form)");
+    }
+    tags.emplace(it.key(), it.value().get<std::string>());
+  }
+  return tags;
+}
+
+Result<TagLookup::Map> ReadTagsFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status::FromErrno(errno, "open tags file " + path);
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) {
+    return Status::FromErrno(errno, "read tags file " + path);
+  }
+  return ParseTags(buf.str(), "tags file " + path);
+}
+
+Result<TagLookup::Map> ReadDicomTags(const std::string& path) {
+  auto header = dicom::ReadInstanceHeader(path, {});
+  if (!header) {
+    return header.error().WithContext("DICOM file " + path);
+  }
+  return ParseTags(header->tags_json, "tags of DICOM file " + path);
+}
+
+std::string Quoted(const std::string& value) { return rules::Value::StrView(value).Repr(); }
+
+}  // namespace
+
+int RunRulesEval(const RulesEvalOptions& options, std::ostream& out) {
+  if (options.tags_file.empty() == options.dicom_file.empty()) {
+    out << "error: give exactly one of --tags FILE and --dicom FILE\n";
+    return kExitError;
+  }
+  auto rule = CompiledRule::Compile(options.rule);
+  if (!rule) {
+    out << "error: syntax error at " << rule.error().message() << "\n";
+    if (options.explain) {
+      std::string where = rules::ShowErrorPosition(options.rule, rule.error().message());
+      if (!where.empty()) {
+        out << where << "\n";
+      }
+    }
+    return kExitError;
+  }
+  auto tags = options.tags_file.empty() ? ReadDicomTags(options.dicom_file)
+                                        : ReadTagsFile(options.tags_file);
+  if (!tags) {
+    out << "error: " << tags.error().message() << "\n";
+    return kExitError;
+  }
+  TagLookup lookup(*tags);
+  Evaluation e =
+      rule->Evaluate(lookup, options.explain ? rules::Detail::kFull : rules::Detail::kOutcome);
+  switch (e.outcome) {
+    case Evaluation::Outcome::kTrigger:
+      out << "trigger\n";
+      break;
+    case Evaluation::Outcome::kReject:
+      out << "reject\n";
+      break;
+    case Evaluation::Outcome::kError:
+      out << "error: " << e.message << "\n";
+      break;
+  }
+  if (options.explain) {
+    for (const auto& [name, value] : e.tags_read) {
+      out << "  read " << name << " = "
+          << (value == "<missing>" && !lookup.Find(name) ? std::string("<missing>") : Quoted(value))
+          << "\n";
+    }
+    if (!e.value.empty()) {
+      out << "  value: " << e.value << "\n";
+    }
+    if (e.outcome == Evaluation::Outcome::kReject) {
+      out << "  because: " << e.message << "\n";
+    }
+  }
+  return e.outcome == Evaluation::Outcome::kError ? kExitError : kExitDecided;
+}
+
+int RunRulesEval(const std::string& rule, const std::string& tags_file,
+                 const std::string& dicom_file, bool explain) {
+  RulesEvalOptions options;
+  options.rule = rule;
+  options.tags_file = tags_file;
+  options.dicom_file = dicom_file;
+  options.explain = explain;
+  int code = RunRulesEval(options, std::cout);
+  std::cout.flush();
+  return code;
+}
+
+}  // namespace ferry

@@ -1,0 +1,33 @@
+// `ferry rules eval`: evaluates one rule against the tags of a series and says what it decided.
+//
+// The tags come from a JSON file in mercure's .tags form (an object of string values, as the
+// receiver writes series.tags) or from a DICOM file, read as the receiver would
+// (dicom::ReadInstanceHeader). The first line of output is exactly one of `trigger`, `reject`
+// or `error: <message>`; the exit code is 0 for trigger and reject, 2 for any error (a syntax
+// error of the rule, with its column; a run-time error; unreadable or malformed input). With
+// `explain`, further lines follow, each indented by two spaces: the tags read and their
+// values, the rule's value and why it rejected (for example, which tag was missing), or where
+// a syntax error is.
+// Thread-safety: reads files and writes to the given stream; call from one thread.
+#pragma once
+
+#include <ostream>
+#include <string>
+
+namespace ferry {
+
+struct RulesEvalOptions {
+  std::string rule;
+  std::string tags_file;  // exactly one of tags_file and dicom_file is set
+  std::string dicom_file;
+  bool explain = false;
+};
+
+// Writes the result to `out` and returns the exit code (0 or 2).
+int RunRulesEval(const RulesEvalOptions& options, std::ostream& out);
+
+// The same, on standard output.
+int RunRulesEval(const std::string& rule, const std::string& tags_file,
+                 const std::string& dicom_file, bool explain);
+
+}  // namespace ferry

@@ -1,0 +1,429 @@
+#include "router/router.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <random>
+
+#include "core/logging.h"
+#include "spool/task.h"
+
+namespace ferry {
+namespace {
+
+constexpr std::string_view kClaimPrefix = "claim-";
+constexpr std::string_view kTaskPrefix = "task-";
+constexpr std::string_view kTaskFile = "task.json";
+constexpr std::string_view kPlanFile = "plan.json";
+constexpr const char* kVersion = "0.1.0";
+
+using Json = nlohmann::json;
+
+std::string TagOr(const rules::TagLookup::Map& tags, const char* key) {
+  auto it = tags.find(key);
+  return it == tags.end() ? std::string() : it->second;
+}
+
+std::string_view PriorityName(Priority p) {
+  switch (p) {
+    case Priority::kUrgent: return "urgent";
+    case Priority::kOffpeak: return "offpeak";
+    case Priority::kNormal: return "normal";
+  }
+  return "normal";
+}
+
+std::string_view OutcomeName(rules::Evaluation::Outcome o) {
+  switch (o) {
+    case rules::Evaluation::Outcome::kTrigger: return "trigger";
+    case rules::Evaluation::Outcome::kReject: return "reject";
+    case rules::Evaluation::Outcome::kError: return "error";
+  }
+  return "error";
+}
+
+bool IsInstanceFile(const std::string& name) {
+  return name.size() > 4 && name.ends_with(".dcm");
+}
+
+}  // namespace
+
+std::string NewTaskId() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t hi = rng();
+  uint64_t lo = rng();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 1
+  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff,
+                     hi & 0xffff, lo >> 48, lo & 0xffffffffffffULL);
+}
+
+Router::Router(RouterOptions options, std::shared_ptr<const RuleSet> rules, Spool* spool,
+               Journal* journal, Clock* clock)
+    : options_(options),
+      rules_(std::move(rules)),
+      spool_(spool),
+      journal_(journal),
+      clock_(clock),
+      work_dir_(JoinPath(spool->StagePath(kTmp), "router")) {}
+
+std::string Router::RoutedMarkerPath(const std::string& series_uid) const {
+  return JoinPath(JoinPath(JoinPath(spool_->root(), "router"), "routed"), series_uid);
+}
+
+Result<Router::Pending> Router::Classify(const std::string& series_uid) {
+  FileSystem* fs = spool_->fs();
+  auto text = fs->ReadFile(JoinPath(spool_->SeriesPath(series_uid), kSeriesTagsFile));
+  if (!text) {
+    return text.error();
+  }
+  Pending p;
+  Json tags = Json::parse(*text, nullptr, false);
+  if (tags.is_object()) {
+    for (const auto& [key, value] : tags.items()) {
+      p.tags[key] = value.is_string() ? value.get<std::string>() : value.dump();
+    }
+  } else {
+    Logger("router")->error("series {}: series.tags is not a JSON object; no rule can match it",
+                            series_uid);
+  }
+  rules::TagLookup lookup(p.tags);
+  p.decision = rules_->Classify(lookup);
+  std::chrono::milliseconds grace, timeout;
+  rules_->CompletionFor(p.decision, options_, &grace, &timeout);
+  p.policy = CompletionPolicy{grace, timeout};
+
+  Json outcomes = Json::array();
+  for (const auto& o : p.decision.outcomes) {
+    outcomes.push_back({{"rule", o.rule}, {"outcome", OutcomeName(o.outcome)},
+                        {"reason", o.message}});
+    if (o.outcome == rules::Evaluation::Outcome::kError) {
+      Logger("router")->warn("rule {} failed on series {}: {}; it does not trigger", o.rule,
+                             series_uid, o.message);
+      journal_->Append({"rule.error", series_uid, "", {{"rule", o.rule}, {"error", o.message}}});
+    }
+  }
+  journal_->Append({"series.classified", series_uid, "",
+                    {{"triggered", p.decision.triggered},
+                     {"discard", p.decision.discard},
+                     {"outcomes", outcomes}}});
+  return p;
+}
+
+Status Router::PublishTask(const std::string& folder, std::string_view stage,
+                           const std::string& id, const Json& task) {
+  FileSystem* fs = spool_->fs();
+  FERRY_RETURN_IF_ERROR(spool_->WriteFileAtomic(folder, kTaskFile, task.dump(2) + "\n",
+                                                Durability::kFsync));
+  std::string stage_dir = spool_->StagePath(stage);
+  FERRY_RETURN_IF_ERROR(fs->Rename(folder, JoinPath(stage_dir, id)));
+  return fs->SyncDir(stage_dir);
+}
+
+Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
+                          CompletionReason reason, int instances) {
+  FileSystem* fs = spool_->fs();
+  auto log = Logger("router");
+  std::string claim = JoinPath(work_dir_, std::string(kClaimPrefix) + series_uid);
+  FERRY_RETURN_IF_ERROR(fs->Rename(spool_->SeriesPath(series_uid), claim));
+  fs->RemoveTree(JoinPath(claim, kAssociationsDir));
+  fs->RemoveFile(JoinPath(claim, kForceCompleteFile));
+  FERRY_ASSIGN_OR_RETURN(std::vector<std::string> entries, fs->ListDir(claim));
+  std::vector<std::string> files;
+  for (const auto& e : entries) {
+    if (IsInstanceFile(e) || e == kSeriesTagsFile) {
+      files.push_back(e);
+    }
+  }
+  std::string parent;
+  if (auto marker = fs->ReadFile(RoutedMarkerPath(series_uid))) {
+    parent = *marker;
+  }
+
+  const SeriesDecision& d = pending.decision;
+  const auto& tags = pending.tags;
+  auto base_spec = [&](std::string action, std::string applied_rule, Priority priority) {
+    TaskSpec spec;
+    spec.id = NewTaskId();
+    spec.action = std::move(action);
+    spec.uid = series_uid;
+    spec.uid_type = "series";
+    spec.triggered_rules = d.triggered;
+    spec.applied_rule = std::move(applied_rule);
+    spec.patient_name = TagOr(tags, "PatientName");
+    spec.mrn = TagOr(tags, "PatientID");
+    spec.acc = TagOr(tags, "AccessionNumber");
+    spec.sender_address = TagOr(tags, "SenderAddress");
+    spec.sender_aet = TagOr(tags, "SenderAET");
+    spec.receiver_aet = TagOr(tags, "ReceiverAET");
+    spec.device_serial_number = TagOr(tags, "DeviceSerialNumber");
+    spec.ferry = {{"priority", PriorityName(priority)},
+                  {"series_uid", series_uid},
+                  {"study_uid", TagOr(tags, "StudyInstanceUID")},
+                  {"complete_reason", CompletionReasonName(reason)},
+                  {"instances", instances},
+                  {"created", FormatIso8601(clock_->Now())}};
+    if (!parent.empty()) {
+      spec.ferry["parent_task"] = parent;
+    }
+    return spec;
+  };
+
+  struct Planned {
+    std::string stage;
+    TaskSpec spec;
+  };
+  std::vector<Planned> tasks;
+  if (d.discard) {
+    tasks.push_back({std::string(kDiscard), base_spec("discard", d.discard_rule, Priority::kNormal)});
+  } else {
+    if (!d.route_targets.empty()) {
+      Priority priority = Priority::kNormal;
+      for (const auto& name : d.route_rules) {
+        const RuleOptions* r = rules_->Find(name);
+        if (r != nullptr && r->priority == Priority::kUrgent) {
+          priority = Priority::kUrgent;
+        }
+      }
+      TaskSpec spec = base_spec("route", d.route_rules.front(), priority);
+      spec.targets = d.route_targets;
+      spec.ferry["rules"] = d.route_rules;
+      tasks.push_back({std::string(kOutgoing), std::move(spec)});
+    }
+    for (const RuleOptions* r : d.processing) {
+      TaskSpec spec = base_spec(r->action == RuleAction::kBoth ? "both" : "process", r->name,
+                                r->priority);
+      spec.modules = r->processing_modules;
+      spec.module_settings = Json::parse(r->processing_settings_json, nullptr, false);
+      spec.retain_input_images = r->processing_retain_images;
+      if (r->action == RuleAction::kBoth) {
+        spec.targets = r->targets;
+      }
+      tasks.push_back({std::string(kProcessing), std::move(spec)});
+    }
+    for (const RuleOptions* r : d.notification) {
+      tasks.push_back({std::string(kSuccess), base_spec("notification", r->name, r->priority)});
+    }
+  }
+
+  std::vector<Json> bodies;
+  for (auto& t : tasks) {
+    t.spec.ferry["stage"] = t.stage;
+    bodies.push_back(BuildTaskJson(t.spec, kVersion));
+  }
+  if (tasks.size() == 1) {
+    // The claimed folder itself becomes the task: instances are handed over by rename.
+    FERRY_RETURN_IF_ERROR(PublishTask(claim, tasks[0].stage, tasks[0].spec.id, bodies[0]));
+  } else {
+    Json plan = Json::array();
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      plan.push_back({{"id", tasks[i].spec.id}, {"stage", tasks[i].stage}, {"task", bodies[i]}});
+    }
+    FERRY_RETURN_IF_ERROR(
+        spool_->WriteFileAtomic(claim, kPlanFile, plan.dump() + "\n", Durability::kFsync));
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      std::string dir = JoinPath(work_dir_, std::string(kTaskPrefix) + tasks[i].spec.id);
+      FERRY_RETURN_IF_ERROR(fs->CreateDir(dir));
+      for (const auto& f : files) {
+        FERRY_RETURN_IF_ERROR(fs->Link(JoinPath(claim, f), JoinPath(dir, f)));
+      }
+      FERRY_RETURN_IF_ERROR(PublishTask(dir, tasks[i].stage, tasks[i].spec.id, bodies[i]));
+    }
+    FERRY_RETURN_IF_ERROR(fs->RemoveTree(claim));
+  }
+  Status marked = spool_->WriteFileAtomic(JoinPath(JoinPath(spool_->root(), "router"), "routed"),
+                                          series_uid, tasks.front().spec.id, Durability::kOs);
+  if (!marked.ok()) {
+    log->warn("cannot record that series {} was routed: {}; a late arrival would not be linked "
+              "to task {}",
+              series_uid, marked.ToString(), tasks.front().spec.id);
+  }
+
+  journal_->Append({"series.complete", series_uid, "",
+                    {{"reason", CompletionReasonName(reason)},
+                     {"instances", instances},
+                     {"triggered", d.triggered}}});
+  for (const auto& t : tasks) {
+    Json details = {{"stage", t.stage},
+                    {"action", t.spec.action},
+                    {"targets", t.spec.targets},
+                    {"modules", t.spec.modules},
+                    {"rule", t.spec.applied_rule},
+                    {"priority", t.spec.ferry["priority"]},
+                    {"instances", instances}};
+    if (!parent.empty()) {
+      details["parent_task"] = parent;
+    }
+    journal_->Append({t.spec.action == "discard" ? "series.discarded" : "task.created",
+                      series_uid, t.spec.id, details});
+    if (!parent.empty()) {
+      journal_->Append({"task.follow_up", series_uid, t.spec.id, {{"parent_task", parent}}});
+    }
+    if (t.spec.action == "discard") {
+      log->info("series {} ({} instances, {}) discarded: {}; kept in discard/{}", series_uid,
+                instances, CompletionReasonName(reason),
+                d.discard_rule.empty() ? "no rule triggered" : "rule " + d.discard_rule,
+                t.spec.id);
+    } else {
+      log->info("series {} ({} instances, {}) -> {}/{} task={} action={}{}{}", series_uid,
+                instances, CompletionReasonName(reason), t.stage, t.spec.id, t.spec.id,
+                t.spec.action, t.spec.targets.empty() ? "" : " targets=" +
+                                                                 fmt::format("{}", fmt::join(t.spec.targets, ",")),
+                parent.empty() ? "" : " follow-up of task=" + parent);
+    }
+  }
+  return static_cast<int>(tasks.size());
+}
+
+Result<Router::PassResult> Router::RunOnce() {
+  PassResult result;
+  FERRY_ASSIGN_OR_RETURN(std::vector<std::string> series, spool_->ListIncomingSeries());
+  WallTime now = clock_->Now();
+  // Forget decisions about series that left incoming/ some other way.
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (std::find(series.begin(), series.end(), it->first) == series.end()) {
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& uid : series) {
+    auto it = pending_.find(uid);
+    if (it == pending_.end()) {
+      auto p = Classify(uid);
+      if (!p) {
+        if (p.error().code() != Status::Code::kNotFound) {
+          Logger("router")->error("cannot classify series {}: {}", uid, p.error().ToString());
+        }
+        continue;
+      }
+      it = pending_.emplace(uid, std::move(p).value()).first;
+    }
+    auto state = spool_->ReadSeriesState(uid);
+    if (!state) {
+      continue;
+    }
+    SeriesSnapshot snap;
+    snap.last_arrival = state->last_arrival;
+    snap.forced = state->forced;
+    for (const auto& a : state->associations) {
+      snap.associations.push_back({a.id, a.ended});
+    }
+    CompletionDecision d = DecideSeriesCompletion(snap, it->second.policy, now);
+    if (!d.complete()) {
+      ++result.series_pending;
+      if (!result.next_check || d.recheck_at < *result.next_check) {
+        result.next_check = d.recheck_at;
+      }
+      continue;
+    }
+    auto created = Route(uid, it->second, d.reason, state->instances);
+    if (!created) {
+      Logger("router")->error("cannot route series {}: {}; will retry", uid,
+                              created.error().ToString());
+      journal_->Append({"router.error", uid, "", {{"error", created.error().ToString()}}});
+      ++result.series_pending;
+      continue;
+    }
+    result.tasks_created += *created;
+    pending_.erase(uid);
+  }
+  return result;
+}
+
+Status Router::Restore(const std::string& claim_dir) {
+  FileSystem* fs = spool_->fs();
+  std::string uid = claim_dir.substr(claim_dir.rfind('/') + 1 + kClaimPrefix.size());
+  std::string tags = "{}";
+  if (auto t = fs->ReadFile(JoinPath(claim_dir, kSeriesTagsFile))) {
+    tags = *t;
+  }
+  FERRY_ASSIGN_OR_RETURN(std::vector<std::string> entries, fs->ListDir(claim_dir));
+  int restored = 0;
+  for (const auto& e : entries) {
+    if (!IsInstanceFile(e)) {
+      continue;
+    }
+    auto added = spool_->AddInstance(uid, e.substr(0, e.size() - 4), JoinPath(claim_dir, e), tags,
+                                     Durability::kFsync);
+    if (!added) {
+      return added.error();
+    }
+    ++restored;
+  }
+  Logger("router")->warn("series {}: {} instances claimed by a router that was killed were put "
+                         "back into incoming/",
+                         uid, restored);
+  return fs->RemoveTree(claim_dir);
+}
+
+Status Router::Recover() {
+  FileSystem* fs = spool_->fs();
+  FERRY_RETURN_IF_ERROR(fs->CreateDirs(work_dir_));
+  FERRY_RETURN_IF_ERROR(fs->CreateDirs(JoinPath(JoinPath(spool_->root(), "router"), "routed")));
+  FERRY_ASSIGN_OR_RETURN(std::vector<std::string> entries, fs->ListDir(work_dir_));
+  auto log = Logger("router");
+  // Task folders first: a finished one is published, a partial one only holds links.
+  for (const auto& name : entries) {
+    std::string path = JoinPath(work_dir_, name);
+    if (!name.starts_with(kTaskPrefix)) {
+      continue;
+    }
+    auto text = fs->ReadFile(JoinPath(path, kTaskFile));
+    Json task = text ? Json::parse(*text, nullptr, false) : Json();
+    if (task.is_object() && task.contains("ferry") && task["ferry"].contains("stage")) {
+      std::string id = task.value("id", name.substr(kTaskPrefix.size()));
+      FERRY_RETURN_IF_ERROR(fs->Rename(path, JoinPath(spool_->StagePath(task["ferry"]["stage"].get<std::string>()), id)));
+      log->info("published task {} left unpublished by a killed router", id);
+    } else {
+      FERRY_RETURN_IF_ERROR(fs->RemoveTree(path));
+    }
+  }
+  for (const auto& name : entries) {
+    std::string path = JoinPath(work_dir_, name);
+    if (name.starts_with(kTaskPrefix)) {
+      continue;
+    }
+    if (!name.starts_with(kClaimPrefix)) {
+      fs->RemoveTree(path);  // a temporary file of WriteFileAtomic
+      continue;
+    }
+    if (auto text = fs->ReadFile(JoinPath(path, kTaskFile))) {
+      Json task = Json::parse(*text, nullptr, false);
+      if (task.is_object() && task.contains("ferry")) {
+        FERRY_RETURN_IF_ERROR(PublishTask(path, task["ferry"]["stage"].get<std::string>(),
+                                          task["id"].get<std::string>(), task));
+        continue;
+      }
+    }
+    if (auto text = fs->ReadFile(JoinPath(path, kPlanFile))) {
+      Json plan = Json::parse(*text, nullptr, false);
+      FERRY_ASSIGN_OR_RETURN(std::vector<std::string> files, fs->ListDir(path));
+      for (const auto& step : plan) {
+        std::string id = step["id"];
+        std::string stage = step["stage"];
+        if (fs->Exists(JoinPath(spool_->StagePath(stage), id))) {
+          continue;
+        }
+        std::string dir = JoinPath(work_dir_, std::string(kTaskPrefix) + id);
+        FERRY_RETURN_IF_ERROR(fs->CreateDirs(dir));
+        for (const auto& f : files) {
+          if (IsInstanceFile(f) || f == kSeriesTagsFile) {
+            Status s = fs->Link(JoinPath(path, f), JoinPath(dir, f));
+            if (!s.ok() && s.code() != Status::Code::kAlreadyExists) {
+              return s;
+            }
+          }
+        }
+        FERRY_RETURN_IF_ERROR(PublishTask(dir, stage, id, step["task"]));
+        log->info("finished task {} planned by a killed router", id);
+      }
+      FERRY_RETURN_IF_ERROR(fs->RemoveTree(path));
+      continue;
+    }
+    FERRY_RETURN_IF_ERROR(Restore(path));
+  }
+  return Status::Ok();
+}
+
+}  // namespace ferry
