@@ -224,6 +224,42 @@ class Ferry:
                 if os.path.isfile(p)]
 
 
+def store_results(output):
+    """Parses `storescu -v` output: [[file, response]] in sending order. `response` is the text
+    of "Received Store Response (...)" ("Success", "Error: CannotUnderstand", ...) or None when
+    storescu started on the file but got no response (it refused the file, or the association
+    broke)."""
+    results = []
+    current = None
+    for line in output.splitlines():
+        m = re.match(r"^I: Sending file: (.*)$", line)
+        if m:
+            current = [m.group(1), None]
+            results.append(current)
+            continue
+        m = re.match(r"^I: Received Store Response \((.*)\)\s*$", line)
+        if m and current is not None:
+            current[1] = m.group(1)
+    return results
+
+
+def complete_dicom(path):
+    """True when `path` is a complete, parseable DICOM file: DCMTK's parser reads it without
+    error (it reports premature end of stream, which pydicom tolerates) and pydicom reads every
+    element."""
+    p = subprocess.run(["dcmdump", "-q", path], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
+    if p.returncode != 0:
+        return False
+    try:
+        ds = pydicom.dcmread(path)
+        for elem in ds.iterall():
+            elem.value  # noqa: B018 - forces the conversion of raw elements
+    except Exception:  # noqa: BLE001 - any parse failure means "not complete"
+        return False
+    return True
+
+
 def wait_events(ferry, kind, count, timeout=10, service="receiver"):
     """Waits until ferry's journal holds at least `count` events of `kind`; returns them.
 

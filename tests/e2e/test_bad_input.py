@@ -17,8 +17,9 @@ import warnings
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from ferrytest import (CT_IMAGE_STORAGE, PYDICOM_TEST_FILES, TOOL_ENV, FerryTestCase,
-                       dataset_bytes, echoscu, make_instance, storescu, wait_for)
+from ferrytest import (CT_IMAGE_STORAGE, PYDICOM_TEST_FILES, TOOL_ENV, complete_dicom,
+                       dataset_bytes, echoscu, FerryTestCase, make_instance, store_results,
+                       storescu, wait_events, wait_for)
 
 ECHO_BOUND_S = 10
 
@@ -26,42 +27,6 @@ ECHO_BOUND_S = 10
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-
-def store_results(output):
-    """Parses `storescu -v` output: [[file, response]] in sending order. `response` is the text
-    of "Received Store Response (...)" ("Success", "Error: CannotUnderstand", ...) or None when
-    storescu started on the file but got no response (it refused the file, or the association
-    broke)."""
-    results = []
-    current = None
-    for line in output.splitlines():
-        m = re.match(r"^I: Sending file: (.*)$", line)
-        if m:
-            current = [m.group(1), None]
-            results.append(current)
-            continue
-        m = re.match(r"^I: Received Store Response \((.*)\)\s*$", line)
-        if m and current is not None:
-            current[1] = m.group(1)
-    return results
-
-
-def complete_dicom(path):
-    """True when `path` is a complete, parseable DICOM file: DCMTK's parser reads it without
-    error (it reports premature end of stream, which pydicom tolerates) and pydicom reads every
-    element."""
-    p = subprocess.run(["dcmdump", "-q", path], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=60)
-    if p.returncode != 0:
-        return False
-    try:
-        ds = pydicom.dcmread(path)
-        for elem in ds.iterall():
-            elem.value  # noqa: B018 - forces the conversion of raw elements
-    except Exception:  # noqa: BLE001 - any parse failure means "not complete"
-        return False
-    return True
-
 
 def own_ts_profile(path, folder):
     """storescu options that propose exactly `path`'s SOP class and transfer syntax (a one-context
@@ -90,16 +55,6 @@ def incoming_snapshot(ferry):
         st = os.stat(p)
         out[p] = (st.st_size, st.st_mtime_ns, st.st_ino)
     return out
-
-
-def wait_events(f, kind, count, timeout=10):
-    """The journal's `kind` events, once there are at least `count`. ferry journals
-    association.closed (and marks the association ended) after it acknowledged the release, so
-    right after a sender exits the event may not be written yet."""
-    def enough():
-        found = [e for e in f.events() if e["event"] == kind]
-        return found if len(found) >= count else None
-    return wait_for(enough, timeout, what=f"{count} {kind} event(s)")
 
 
 def receiver_tmp(ferry):

@@ -8,7 +8,7 @@ import unittest
 
 import pydicom
 
-from ferrytest import TOOL_ENV, FerryTestCase, dataset_bytes, echoscu, wait_for
+from ferrytest import (TOOL_ENV, dataset_bytes, echoscu, FerryTestCase, wait_events, wait_for)
 
 
 def send_concurrently(port, file_lists, tool="storescu", timeout=120):
@@ -41,16 +41,6 @@ def send_concurrently(port, file_lists, tool="storescu", timeout=120):
     for t in threads:
         t.join(timeout + 40)
     return results
-
-
-def wait_events(f, kind, count, timeout=10):
-    """The journal's `kind` events, once there are at least `count`. ferry journals
-    association.closed (and marks the association ended) after it acknowledged the release, so
-    right after a sender exits the event may not be written yet."""
-    def enough():
-        found = [e for e in f.events() if e["event"] == kind]
-        return found if len(found) >= count else None
-    return wait_for(enough, timeout, what=f"{count} {kind} event(s)")
 
 
 class ConcurrencyTest(FerryTestCase):

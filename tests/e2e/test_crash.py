@@ -9,37 +9,8 @@ import unittest
 
 import pydicom
 
-from ferrytest import TOOL_ENV, Ferry, FerryTestCase, dataset_bytes, echoscu, wait_for
-
-
-def store_results(output):
-    """`storescu -v` output -> [[file, response text or None]] in sending order."""
-    results = []
-    current = None
-    for line in output.splitlines():
-        m = re.match(r"^I: Sending file: (.*)$", line)
-        if m:
-            current = [m.group(1), None]
-            results.append(current)
-            continue
-        m = re.match(r"^I: Received Store Response \((.*)\)\s*$", line)
-        if m and current is not None:
-            current[1] = m.group(1)
-    return results
-
-
-def complete_dicom(path):
-    p = subprocess.run(["dcmdump", "-q", path], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=60)
-    if p.returncode != 0:
-        return False
-    try:
-        ds = pydicom.dcmread(path)
-        for elem in ds.iterall():
-            elem.value  # noqa: B018
-    except Exception:  # noqa: BLE001
-        return False
-    return True
+from ferrytest import (TOOL_ENV, complete_dicom, dataset_bytes, echoscu, Ferry, FerryTestCase,
+                       store_results, wait_for)
 
 
 class CrashTest(FerryTestCase):

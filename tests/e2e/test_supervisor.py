@@ -8,7 +8,8 @@ import subprocess
 import time
 import unittest
 
-from ferrytest import TOOL_ENV, FerryTestCase, echoscu, port_open, storescu, wait_for
+from ferrytest import (TOOL_ENV, echoscu, FerryTestCase, port_open, store_results, storescu,
+                       wait_for)
 
 
 def parent_of(pid):
@@ -56,21 +57,6 @@ def ferry_processes(config_path):
     """Live processes started with this test's config file (the supervisor and its services)."""
     needle = config_path.encode()
     return [pid for pid in live_pids() if needle in cmdline(pid) and not is_zombie(pid)]
-
-
-def store_results(output):
-    results = []
-    current = None
-    for line in output.splitlines():
-        m = re.match(r"^I: Sending file: (.*)$", line)
-        if m:
-            current = [m.group(1), None]
-            results.append(current)
-            continue
-        m = re.match(r"^I: Received Store Response \((.*)\)\s*$", line)
-        if m and current is not None:
-            current[1] = m.group(1)
-    return results
 
 
 class SupervisorTest(FerryTestCase):

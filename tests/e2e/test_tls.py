@@ -7,7 +7,7 @@ import unittest
 
 import pydicom
 
-from ferrytest import FerryTestCase, dataset_bytes, echoscu, run, storescu, wait_for
+from ferrytest import (dataset_bytes, echoscu, FerryTestCase, run, storescu, wait_events, wait_for)
 
 TLS_TIMEOUTS = ["-to", "10", "-ta", "10"]
 
@@ -32,16 +32,6 @@ def make_cert(folder, name, ca, usage):
             f"{name}.csr", "-subj", f"/CN=ferry e2e {name}", cwd=folder)
     openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
             "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", ext, cwd=folder)
-
-
-def wait_events(f, kind, count, timeout=10):
-    """The journal's `kind` events, once there are at least `count`. ferry journals
-    association.closed (and marks the association ended) after it acknowledged the release, so
-    right after a sender exits the event may not be written yet."""
-    def enough():
-        found = [e for e in f.events() if e["event"] == kind]
-        return found if len(found) >= count else None
-    return wait_for(enough, timeout, what=f"{count} {kind} event(s)")
 
 
 class TlsTest(FerryTestCase):
