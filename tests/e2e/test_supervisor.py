@@ -53,6 +53,11 @@ def receiver_children(serve_pid):
             and b"receiver" in cmdline(pid)]
 
 
+def service_children(serve_pid, service):
+    return [pid for pid in live_pids() if parent_of(pid) == serve_pid and not is_zombie(pid)
+            and service.encode() in cmdline(pid)]
+
+
 def ferry_processes(config_path):
     """Live processes started with this test's config file (the supervisor and its services)."""
     needle = config_path.encode()
@@ -82,6 +87,30 @@ class SupervisorTest(FerryTestCase):
                 except ProcessLookupError:
                     pass
         super().tearDown()
+
+    def test_receiver_keeps_accepting_while_the_router_hangs_or_crashes(self):
+        f = self.serve()
+        router = wait_for(lambda: service_children(f.proc.pid, "router"), 15,
+                          what="the router child process")[0]
+        os.kill(router, signal.SIGSTOP)  # a hung router
+        try:
+            uid, files = self.make_series(5)
+            p = storescu(f.port, files)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertEqual(len(f.instances(uid)), 5)
+        finally:
+            os.kill(router, signal.SIGCONT)
+        os.kill(router, signal.SIGKILL)  # a crashed router
+        uid2, files2 = self.make_series(3)
+        p = storescu(f.port, files2)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        # The supervisor restarts the router, which then routes both series (no rules: discard).
+        wait_for(lambda: [c for c in service_children(f.proc.pid, "router") if c != router], 15,
+                 what="a new router child")
+        wait_for(lambda: len(f.series_dirs()) == 0, 20, what="the router to take both series")
+        crashed = [e for e in f.events("supervisor") if e["event"] == "service.crashed"]
+        self.assertEqual([e["details"]["service"] for e in crashed], ["router"])
+        self.assertEqual(f.stop(), 0)
 
     def test_killed_receiver_is_restarted(self):
         f = self.serve()
