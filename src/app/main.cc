@@ -69,8 +69,9 @@ int ConfigCheck(const std::string& path) {
   return 0;
 }
 
-// `ferry series complete UID`: asks the router to complete a series now.
-int SeriesComplete(const Config& config, const std::string& uid) {
+// `ferry series complete UID` and `ferry series route UID --rule NAME`: asks the router to
+// complete a series now (with the named rule, whatever its tags, when `rule` is not empty).
+int SeriesComplete(const Config& config, const std::string& uid, const std::string& rule) {
   ferry::Spool spool(config.data_folder, "cli", ferry::DefaultFileSystem());
   if (!ferry::IsSafeFileName(uid)) {
     std::cerr << "ferry: \"" << uid << "\" is not a valid Series Instance UID\n";
@@ -82,15 +83,29 @@ int SeriesComplete(const Config& config, const std::string& uid) {
               << " (not received, or already routed)\n";
     return 1;
   }
+  if (!rule.empty()) {
+    bool known = false;
+    for (const auto& r : config.rules) {
+      known |= r.name == rule && !r.disabled;
+    }
+    if (!known) {
+      std::cerr << "ferry: no enabled rule is named \"" << rule << "\" in " << config.path << "\n";
+      return 1;
+    }
+  }
   ferry::Status s = spool.Init();
   if (s.ok()) {
-    s = spool.WriteFileAtomic(folder, ferry::kForceCompleteFile, "", ferry::Durability::kFsync);
+    s = rule.empty() ? spool.WriteFileAtomic(folder, ferry::kForceCompleteFile, "",
+                                             ferry::Durability::kFsync)
+                     : spool.WriteFileAtomic(folder, ferry::kForceRuleFile, rule,
+                                             ferry::Durability::kFsync);
   }
   if (!s.ok()) {
     std::cerr << "ferry: cannot mark series " << uid << " complete: " << s.ToString() << "\n";
     return 1;
   }
-  std::cout << "series " << uid << " marked complete; the router routes it now\n";
+  std::cout << "series " << uid << " marked complete"
+            << (rule.empty() ? "" : " with rule " + rule) << "; the router routes it now\n";
   return 0;
 }
 
@@ -139,6 +154,12 @@ int main(int argc, char** argv) {
   add_common(complete);
   std::string series_uid;
   complete->add_option("uid", series_uid, "Series Instance UID")->required();
+  CLI::App* route = series_cmd->add_subcommand(
+      "route", "route a series now with the named rule, whatever its tags");
+  add_common(route);
+  std::string route_rule;
+  route->add_option("uid", series_uid, "Series Instance UID")->required();
+  route->add_option("--rule", route_rule, "name of the rule to apply")->required();
 
   CLI::App* config_cmd = app.add_subcommand("config", "check or create a configuration");
   config_cmd->require_subcommand(1);
@@ -165,6 +186,12 @@ int main(int argc, char** argv) {
   rules_eval->add_option("--tags", tags_file, "JSON file of the tags (mercure's .tags form)");
   rules_eval->add_option("--dicom", dicom_file, "DICOM file to read the tags from");
   rules_eval->add_flag("--explain", explain, "also print the tags read and why");
+
+  CLI::App* rules_test = rules_cmd->add_subcommand(
+      "test", "show each rule's outcome and the resulting action for DICOM files");
+  add_common(rules_test);
+  std::vector<std::string> test_files;
+  rules_test->add_option("files", test_files, "DICOM files")->required();
 
   CLI::App* version = app.add_subcommand("version", "print the version");
 
@@ -215,7 +242,17 @@ int main(int argc, char** argv) {
     return ferry::RunRouterService(*config);
   }
   if (complete->parsed()) {
-    return SeriesComplete(*config, series_uid);
+    return SeriesComplete(*config, series_uid, "");
+  }
+  if (route->parsed()) {
+    return SeriesComplete(*config, series_uid, route_rule);
+  }
+  if (rules_test->parsed()) {
+    ferry::InitLogging("warn", "ferry");
+    ferry::dicom::ConfigureDcmtkLogging("error");
+    int code = ferry::RunRulesTest(*config, test_files, std::cout);
+    std::cout.flush();
+    return code;
   }
   std::string abs_config = std::filesystem::absolute(config_path).string();
   std::vector<ferry::ServiceSpec> services = {

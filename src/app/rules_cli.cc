@@ -9,6 +9,7 @@
 
 #include "core/result.h"
 #include "dicom/instance_header.h"
+#include "router/rule_set.h"
 #include "rules/rule.h"
 #include "rules/value.h"
 
@@ -151,6 +152,70 @@ int RunRulesEval(const std::string& rule, const std::string& tags_file,
   options.explain = explain;
   int code = RunRulesEval(options, std::cout);
   std::cout.flush();
+  return code;
+}
+
+int RunRulesTest(const Config& config, const std::vector<std::string>& files, std::ostream& out) {
+  std::vector<RuleSet::Error> errors;
+  auto set = RuleSet::Build(config.rules, &errors);
+  if (!set) {
+    for (const auto& e : errors) {
+      out << "error: " << e.path << ": " << e.reason << "\n";
+    }
+    return kExitError;
+  }
+  int code = kExitDecided;
+  for (const auto& file : files) {
+    auto tags = ReadDicomTags(file);
+    if (!tags) {
+      out << file << ": error: " << tags.error().message() << "\n";
+      code = kExitError;
+      continue;
+    }
+    auto get = [&](const char* key) {
+      auto it = tags->find(key);
+      return it == tags->end() ? std::string("?") : it->second;
+    };
+    out << file << " (series " << get("SeriesInstanceUID") << ", " << get("Modality") << ", \""
+        << get("SeriesDescription") << "\"):\n";
+    SeriesDecision d = (*set)->Classify(TagLookup(*tags));
+    for (const auto& o : d.outcomes) {
+      const char* name = o.outcome == Evaluation::Outcome::kTrigger  ? "trigger"
+                         : o.outcome == Evaluation::Outcome::kReject ? "reject"
+                                                                     : "error";
+      out << "  " << o.rule << ": " << name << (o.message.empty() ? "" : " (" + o.message + ")")
+          << "\n";
+    }
+    for (const auto& r : config.rules) {
+      if (r.disabled) {
+        out << "  " << r.name << ": disabled\n";
+      }
+    }
+    if (d.discard) {
+      out << "  -> discard"
+          << (d.discard_rule.empty() ? " (no rule triggered)" : " (rule " + d.discard_rule + ")")
+          << "\n";
+      continue;
+    }
+    if (!d.route_targets.empty()) {
+      out << "  -> route to";
+      for (const auto& t : d.route_targets) {
+        out << " " << t;
+      }
+      out << "\n";
+    }
+    for (const RuleOptions* r : d.processing) {
+      out << "  -> process with";
+      for (const auto& m : r->processing_modules) {
+        out << " " << m;
+      }
+      out << " (rule " << r->name << (r->action == RuleAction::kBoth ? ", then route" : "")
+          << ")\n";
+    }
+    for (const RuleOptions* r : d.notification) {
+      out << "  -> notification (rule " << r->name << ")\n";
+    }
+  }
   return code;
 }
 

@@ -13,6 +13,9 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
+
+#include "config/config.h"
 
 namespace ferry {
 
@@ -29,5 +32,10 @@ int RunRulesEval(const RulesEvalOptions& options, std::ostream& out);
 // The same, on standard output.
 int RunRulesEval(const std::string& rule, const std::string& tags_file,
                  const std::string& dicom_file, bool explain);
+
+// `ferry rules test --config PATH FILE.dcm...`: for each DICOM file, every rule's outcome on its
+// tags (trigger / reject / error, and why) and what the router would do with its series.
+// Returns 0 when every file was read, 2 otherwise.
+int RunRulesTest(const Config& config, const std::vector<std::string>& files, std::ostream& out);
 
 }  // namespace ferry

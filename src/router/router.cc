@@ -128,6 +128,7 @@ Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
   FERRY_RETURN_IF_ERROR(fs->Rename(spool_->SeriesPath(series_uid), claim));
   fs->RemoveTree(JoinPath(claim, kAssociationsDir));
   fs->RemoveFile(JoinPath(claim, kForceCompleteFile));
+  fs->RemoveFile(JoinPath(claim, kForceRuleFile));
   FERRY_ASSIGN_OR_RETURN(std::vector<std::string> entries, fs->ListDir(claim));
   std::vector<std::string> files;
   for (const auto& e : entries) {
@@ -302,6 +303,20 @@ Result<Router::PassResult> Router::RunOnce() {
     auto state = spool_->ReadSeriesState(uid);
     if (!state) {
       continue;
+    }
+    if (!state->forced_rule.empty() && it->second.forced_rule != state->forced_rule) {
+      auto forced = rules_->Force(state->forced_rule);
+      if (!forced) {
+        Logger("router")->error("series {}: cannot route with rule \"{}\": {}", uid,
+                                state->forced_rule, forced.error().message());
+        journal_->Append({"router.error", uid, "",
+                          {{"error", forced.error().message()}, {"rule", state->forced_rule}}});
+        spool_->fs()->RemoveFile(JoinPath(spool_->SeriesPath(uid), kForceRuleFile));
+        continue;
+      }
+      it->second.decision = std::move(forced).value();
+      it->second.forced_rule = state->forced_rule;
+      journal_->Append({"series.rule_forced", uid, "", {{"rule", state->forced_rule}}});
     }
     SeriesSnapshot snap;
     snap.last_arrival = state->last_arrival;

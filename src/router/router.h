@@ -63,6 +63,7 @@ class Router {
     rules::TagLookup::Map tags;  // series.tags
     SeriesDecision decision;
     CompletionPolicy policy;
+    std::string forced_rule;  // set once an operator's forced rule replaced the decision
   };
 
   Result<Pending> Classify(const std::string& series_uid);

@@ -71,12 +71,33 @@ SeriesDecision RuleSet::Classify(const rules::TagLookup& tags) const {
       }
     }
   }
+  Decide(triggered, &d);
+  return d;
+}
+
+Result<SeriesDecision> RuleSet::Force(const std::string& name) const {
+  for (const auto& e : entries_) {
+    if (e.options.name == name) {
+      SeriesDecision d;
+      d.outcomes.push_back({name, rules::Evaluation::Outcome::kTrigger, "forced by an operator"});
+      if (e.options.action == RuleAction::kDiscard) {
+        d.discard_rule = name;
+      }
+      Decide({&e.options}, &d);
+      return d;
+    }
+  }
+  return Status::NotFound("no enabled rule is named \"" + name + "\"");
+}
+
+void RuleSet::Decide(const std::vector<const RuleOptions*>& triggered, SeriesDecision* out) {
+  SeriesDecision& d = *out;
   for (const RuleOptions* r : triggered) {
     d.triggered.push_back(r->name);
   }
   if (!d.discard_rule.empty() || triggered.empty()) {
     d.discard = true;
-    return d;
+    return;
   }
   for (const RuleOptions* r : triggered) {
     if (r->action_trigger == RuleTrigger::kStudy) {
@@ -104,7 +125,6 @@ SeriesDecision RuleSet::Classify(const rules::TagLookup& tags) const {
         break;  // handled above
     }
   }
-  return d;
 }
 
 void RuleSet::CompletionFor(const SeriesDecision& decision, const RouterOptions& router,

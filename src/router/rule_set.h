@@ -52,6 +52,10 @@ class RuleSet {
 
   SeriesDecision Classify(const rules::TagLookup& tags) const;
 
+  // The decision when an operator routes a series with the named rule whatever its tags
+  // (`ferry series route UID --rule NAME`). NotFound if no enabled rule has that name.
+  Result<SeriesDecision> Force(const std::string& name) const;
+
   // The named rule, or null.
   const RuleOptions* Find(const std::string& name) const;
 
@@ -61,6 +65,9 @@ class RuleSet {
                      std::chrono::milliseconds* grace, std::chrono::milliseconds* timeout) const;
 
  private:
+  // Fills the actions of `out` from the triggered rules.
+  static void Decide(const std::vector<const RuleOptions*>& triggered, SeriesDecision* out);
+
   struct Entry {
     RuleOptions options;
     rules::CompiledRule compiled;

@@ -298,6 +298,12 @@ Result<Spool::SeriesState> Spool::ReadSeriesState(std::string_view series_uid) {
       ++state.instances;
     } else if (e == kForceCompleteFile) {
       state.forced = true;
+    } else if (e == kForceRuleFile) {
+      auto rule = fs_->ReadFile(JoinPath(folder, kForceRuleFile));
+      if (rule) {
+        state.forced = true;
+        state.forced_rule = *rule;
+      }
     }
   }
   auto markers = fs_->ListDir(JoinPath(folder, kAssociationsDir));

@@ -51,6 +51,8 @@ inline constexpr std::string_view kSeriesTagsFile = "series.tags";
 inline constexpr std::string_view kAssociationsDir = "associations";
 // Written into a series folder by `ferry series complete`: the router completes it at once.
 inline constexpr std::string_view kForceCompleteFile = "force-complete";
+// Written by `ferry series route UID --rule NAME`: route with that rule (the file holds the name).
+inline constexpr std::string_view kForceRuleFile = "force-rule";
 
 // True when `name` can be used as one path component: non-empty, at most 128 bytes, only
 // [A-Za-z0-9._-], not starting with '.'. UIDs and ids are checked with it before they become
@@ -110,6 +112,7 @@ class Spool {
     std::vector<AssociationState> associations;
     int instances = 0;
     bool forced = false;  // an operator asked to complete it now (kForceCompleteFile)
+    std::string forced_rule;  // ... with this rule, whatever the tags (kForceRuleFile)
   };
 
   // Names (series UIDs) of the series folders in incoming/, in no particular order.

@@ -101,6 +101,36 @@ class RouteTest(FerryTestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("not in", p.stderr)
 
+    def test_series_route_applies_the_named_rule_whatever_the_tags(self):
+        rules = dict(RULES, research={"rule": "False", "target": "research_pacs"})
+        f = self.serve(rules=rules, grace=600)
+        uid, files = self.make_series(2, modality="MR")
+        self.assertEqual(storescu(f.port, files).returncode, 0)
+        p = run([FERRY_BIN, "series", "route", uid, "--rule", "nope", "--config", f.config_path])
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no enabled rule", p.stderr)
+        p = run([FERRY_BIN, "series", "route", uid, "--rule", "research",
+                 "--config", f.config_path])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        routed = self.wait_tasks(f, "outgoing", 1, timeout=10)
+        task = next(iter(routed.values()))
+        self.assertEqual(task["dispatch"]["target_name"], ["research_pacs"])
+        self.assertEqual(task["info"]["applied_rule"], "research")
+        wait_events(f, "series.rule_forced", 1, service="router")
+
+    def test_rules_test_shows_outcomes_and_action(self):
+        f = self.ferry(extra={"rules": RULES})
+        _, ct = self.make_series(1, modality="CT")
+        _, mr = self.make_series(1, modality="MR")
+        p = run([FERRY_BIN, "rules", "test", "--config", f.config_path, ct[0], mr[0]])
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertIn("  ct_to_pacs: trigger", lines)
+        self.assertIn("  -> route to pacs", lines)
+        self.assertTrue(any(l.startswith("  age_check: error") for l in lines), p.stdout)
+        self.assertIn("  ct_to_pacs: reject", lines)
+        self.assertIn("  -> discard (no rule triggered)", lines)
+
     def test_broken_rule_is_rejected_with_rule_name_and_column(self):
         path = self.file("broken.json")
         with open(path, "w") as fh:
