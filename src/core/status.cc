@@ -16,6 +16,7 @@ std::string_view CodeName(Status::Code code) {
     case Status::Code::kResourceExhausted: return "resource exhausted";
     case Status::Code::kPermissionDenied: return "permission denied";
     case Status::Code::kCorruption: return "corruption";
+    case Status::Code::kFailedPrecondition: return "failed precondition";
     case Status::Code::kInternal: return "internal error";
   }
   return "unknown";

@@ -25,6 +25,7 @@ class Status {
     kResourceExhausted, // disk full, too many connections
     kPermissionDenied,
     kCorruption,        // data on disk or on the wire is malformed
+    kFailedPrecondition,  // the system is not in the state the operation needs
     kInternal,
   };
 
@@ -43,6 +44,9 @@ class Status {
     return {Code::kPermissionDenied, std::move(msg)};
   }
   static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
+  static Status FailedPrecondition(std::string msg) {
+    return {Code::kFailedPrecondition, std::move(msg)};
+  }
   static Status Internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
 
   // Returns an error Status for the current errno value of a failed system call.

@@ -419,7 +419,9 @@ std::string BaseName(const std::string& path) {
 
 }  // namespace
 
-Result<InstanceHeader> ReadInstanceHeader(const std::string& path, const TransferContext& ctx) {
+Result<InstanceHeader> ReadInstanceHeader(
+    const std::string& path, const TransferContext& ctx,
+    const std::function<bool(const std::string& series_uid)>& need_tags) {
   // DCMTK reads standard input for "-".
   if (path.empty() || path == "-") {
     return Status::InvalidArgument("not a DICOM file path: '" + path + "'");
@@ -450,6 +452,22 @@ Result<InstanceHeader> ReadInstanceHeader(const std::string& path, const Transfe
   OFString media_sop_class;
   if (meta != nullptr) {
     meta->findAndGetOFString(DCM_MediaStorageSOPClassUID, media_sop_class);
+  }
+  if (need_tags) {
+    OFString uid;
+    if (dataset->findAndGetOFString(DCM_SeriesInstanceUID, uid).good() && !need_tags(uid)) {
+      header.series_instance_uid = std::move(uid);
+      if (dataset->findAndGetOFString(DCM_SOPInstanceUID, uid).good()) {
+        header.sop_instance_uid = std::move(uid);
+      }
+      if (dataset->findAndGetOFString(DCM_SOPClassUID, uid).good()) {
+        header.sop_class_uid = std::move(uid);
+      }
+      if (dataset->findAndGetOFString(DCM_StudyInstanceUID, uid).good()) {
+        header.study_instance_uid = std::move(uid);
+      }
+      return header;
+    }
   }
   OFString charset;
   dataset->findAndGetOFStringArray(DCM_SpecificCharacterSet, charset);

@@ -38,6 +38,7 @@
 // Thread-safety: ReadInstanceHeader is reentrant; call it from any number of threads.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,12 @@ struct InstanceHeader {
 // Status::FromErrno classifies it (NotFound, PermissionDenied, ResourceExhausted, ...);
 // InvalidArgument for an empty path or "-" (which DCMTK would take for standard input).
 // Missing UIDs are returned as empty strings: the caller decides whether that is acceptable.
-Result<InstanceHeader> ReadInstanceHeader(const std::string& path, const TransferContext& ctx);
+//
+// `need_tags`, when given, is asked with the Series Instance UID once the file is parsed; when
+// it answers false, only the UIDs are filled in and the tags are not built (the receiver needs
+// them only for the first instance of a series).
+Result<InstanceHeader> ReadInstanceHeader(
+    const std::string& path, const TransferContext& ctx,
+    const std::function<bool(const std::string& series_uid)>& need_tags = nullptr);
 
 }  // namespace ferry::dicom

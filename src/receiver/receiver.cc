@@ -193,7 +193,12 @@ dicom::StoreStatus Receiver::OnStore(const dicom::AssociationInfo& info,
                                      const dicom::StoreRequest& request,
                                      std::string* error_comment) {
   dicom::TransferContext ctx{info.peer_address, info.calling_ae, info.called_ae};
-  auto header = dicom::ReadInstanceHeader(request.file_path, ctx);
+  // The tags are needed only when the instance starts a series folder.
+  FileSystem* fs = spool_->fs();
+  auto header = dicom::ReadInstanceHeader(
+      request.file_path, ctx, [&](const std::string& series_uid) {
+        return !IsSafeFileName(series_uid) || !fs->IsDirectory(spool_->SeriesPath(series_uid));
+      });
   if (!header) {
     return Reject(info, request.file_path, request.sop_instance_uid,
                   dicom::StoreStatus::kCannotUnderstand,
@@ -233,6 +238,14 @@ dicom::StoreStatus Receiver::OnStore(const dicom::AssociationInfo& info,
   }
 
   auto added = spool_->AddInstance(series, sop, request.file_path, header->tags_json, durability_);
+  if (!added && added.error().code() == Status::Code::kFailedPrecondition) {
+    // The series folder was routed away between the check and the publish: this instance
+    // starts a new (follow-up) folder, which needs the tags.
+    auto full = dicom::ReadInstanceHeader(request.file_path, ctx);
+    if (full) {
+      added = spool_->AddInstance(series, sop, request.file_path, full->tags_json, durability_);
+    }
+  }
   if (!added) {
     spool_->fs()->RemoveFile(request.file_path);
     ++counters_.instances_rejected;

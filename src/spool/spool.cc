@@ -233,6 +233,11 @@ Result<Spool::AddResult> Spool::AddInstance(std::string_view series_uid, std::st
   for (int attempt = 1;; ++attempt) {
     incoming_synced = false;
     if (!fs_->IsDirectory(folder)) {
+      if (series_tags_json.empty()) {
+        return Status::FailedPrecondition(
+            fmt::format("series folder {} does not exist and no tags were given to create it",
+                        series_uid));
+      }
       bool created = false;
       FERRY_RETURN_IF_ERROR(CreateSeriesFolder(series_uid, series_tags_json, durability, &created));
       result.series_created |= created;
@@ -268,9 +273,23 @@ Result<Spool::AddResult> Spool::AddInstance(std::string_view series_uid, std::st
         fmt::format("cannot make instance {} of series {} durable", sop_uid, series_uid)));
     // The folder may have been renamed into incoming/ by another thread or a killed process
     // whose fsync of incoming/ has not happened yet; the instance is only durable once the
-    // folder's own name is. fsync of a directory without pending changes is cheap.
-    if (!incoming_synced) {
+    // folder's own name is. Once incoming/ was synced after this folder appeared, that holds
+    // for every later instance, so remember it instead of syncing incoming/ per instance.
+    std::string key(series_uid);
+    bool known = false;
+    {
+      std::lock_guard<std::mutex> lock(durable_mu_);
+      known = durable_series_.count(key) != 0;
+    }
+    if (!incoming_synced && !known) {
       FERRY_RETURN_IF_ERROR(fs_->SyncDir(StagePath(kIncoming)));
+    }
+    if (!known) {
+      std::lock_guard<std::mutex> lock(durable_mu_);
+      if (durable_series_.size() > 100000) {
+        durable_series_.clear();  // bound the memory; forgetting only costs an fsync
+      }
+      durable_series_.insert(std::move(key));
     }
   }
   return result;

@@ -25,6 +25,7 @@
 #include <array>
 #include <atomic>
 #include <mutex>
+#include <unordered_set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -97,7 +98,8 @@ class Spool {
 
   // Moves the instance at `tmp_path` into incoming/<series_uid>/<sop_uid>.dcm durably. If the
   // series folder does not exist, it is first created atomically with `series_tags_json` as its
-  // series.tags. If the folder vanishes meanwhile (the router claimed the series), it is created
+  // series.tags (FailedPrecondition when it is missing and `series_tags_json` is empty: read the
+  // tags and call again). If the folder vanishes meanwhile (the router claimed the series), it is created
   // again: the instance becomes a late arrival, never lost. Both uids must be IsSafeFileName.
   Result<AddResult> AddInstance(std::string_view series_uid, std::string_view sop_uid,
                                 const std::string& tmp_path, std::string_view series_tags_json,
@@ -137,6 +139,9 @@ class Spool {
   FileSystem* fs_;
   std::atomic<uint64_t> counter_{0};
   std::array<std::mutex, 64> replace_locks_;
+  // Series whose folder's name in incoming/ is known to be durable (see AddInstance).
+  std::mutex durable_mu_;
+  std::unordered_set<std::string> durable_series_;
 };
 
 }  // namespace ferry

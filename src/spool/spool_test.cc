@@ -382,6 +382,28 @@ TEST_F(SpoolTest, RecoverIncomingCleansTmpAndClosesOpenMarkers) {
   EXPECT_EQ(*again, 0);
 }
 
+TEST(SpoolTagsTest, MissingFolderWithoutTagsIsAFailedPrecondition) {
+  char tmpl[] = "/tmp/ferry-spool-tags-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  FileSystem* fs = DefaultFileSystem();
+  Spool spool(dir, "receiver", fs);
+  ASSERT_TRUE(spool.Init().ok());
+  std::string tmp = spool.NewTempPath(".dcm");
+  auto f = fs->NewWritableFile(tmp);
+  ASSERT_TRUE(f.has_value());
+  ASSERT_TRUE((*f)->Append("x").ok());
+  ASSERT_TRUE((*f)->Close().ok());
+  auto added = spool.AddInstance("7.7", "7.7.1", tmp, "", Durability::kFsync);
+  ASSERT_FALSE(added.has_value());
+  EXPECT_EQ(added.error().code(), Status::Code::kFailedPrecondition);
+  EXPECT_TRUE(fs->Exists(tmp));  // nothing was consumed; the caller retries with tags
+  EXPECT_FALSE(fs->Exists(spool.SeriesPath("7.7")));
+  added = spool.AddInstance("7.7", "7.7.1", tmp, "{}", Durability::kFsync);
+  ASSERT_TRUE(added.has_value());
+  EXPECT_TRUE(added->series_created);
+  fs->RemoveTree(dir);
+}
+
 TEST(SpoolSeriesStateTest, ReadsArrivalInstancesAndAssociations) {
   char tmpl[] = "/tmp/ferry-spool-state-XXXXXX";
   std::string dir = mkdtemp(tmpl);
