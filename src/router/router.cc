@@ -15,6 +15,9 @@ constexpr std::string_view kClaimPrefix = "claim-";
 constexpr std::string_view kTaskPrefix = "task-";
 constexpr std::string_view kTaskFile = "task.json";
 constexpr std::string_view kPlanFile = "plan.json";
+constexpr std::string_view kStudyFile = "study.json";
+constexpr std::string_view kStudyClaimPrefix = "studyclaim-";
+constexpr std::string_view kNewStudyPrefix = "study-";
 constexpr const char* kVersion = "0.1.0";
 
 using Json = nlohmann::json;
@@ -207,18 +210,22 @@ Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
     }
   }
 
+  std::vector<const RuleOptions*> studies = d.discard ? std::vector<const RuleOptions*>{} : d.study;
   std::vector<Json> bodies;
   for (auto& t : tasks) {
     t.spec.ferry["stage"] = t.stage;
     bodies.push_back(BuildTaskJson(t.spec, kVersion));
   }
-  if (tasks.size() == 1) {
+  if (tasks.size() == 1 && studies.empty()) {
     // The claimed folder itself becomes the task: instances are handed over by rename.
     FERRY_RETURN_IF_ERROR(PublishTask(claim, tasks[0].stage, tasks[0].spec.id, bodies[0]));
   } else {
     Json plan = Json::array();
     for (size_t i = 0; i < tasks.size(); ++i) {
       plan.push_back({{"id", tasks[i].spec.id}, {"stage", tasks[i].stage}, {"task", bodies[i]}});
+    }
+    for (const RuleOptions* r : studies) {
+      plan.push_back({{"study_rule", r->name}, {"series_uid", series_uid}});
     }
     FERRY_RETURN_IF_ERROR(
         spool_->WriteFileAtomic(claim, kPlanFile, plan.dump() + "\n", Durability::kFsync));
@@ -230,10 +237,16 @@ Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
       }
       FERRY_RETURN_IF_ERROR(PublishTask(dir, tasks[i].stage, tasks[i].spec.id, bodies[i]));
     }
+    for (const RuleOptions* r : studies) {
+      FERRY_RETURN_IF_ERROR(AddToStudy(claim, *r, series_uid, pending.tags));
+    }
     FERRY_RETURN_IF_ERROR(fs->RemoveTree(claim));
   }
-  Status marked = spool_->WriteFileAtomic(JoinPath(JoinPath(spool_->root(), "router"), "routed"),
-                                          series_uid, tasks.front().spec.id, Durability::kOs);
+  Status marked = tasks.empty()
+                      ? Status::Ok()
+                      : spool_->WriteFileAtomic(
+                            JoinPath(JoinPath(spool_->root(), "router"), "routed"), series_uid,
+                            tasks.front().spec.id, Durability::kOs);
   if (!marked.ok()) {
     log->warn("cannot record that series {} was routed: {}; a late arrival would not be linked "
               "to task {}",
@@ -244,6 +257,14 @@ Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
                     {{"reason", CompletionReasonName(reason)},
                      {"instances", instances},
                      {"triggered", d.triggered}}});
+  for (const RuleOptions* r : studies) {
+    journal_->Append({"study.series_added", series_uid, "",
+                      {{"study_uid", TagOr(tags, "StudyInstanceUID")},
+                       {"rule", r->name},
+                       {"instances", instances}}});
+    log->info("series {} ({} instances) added to study {} for study-level rule {}", series_uid,
+              instances, TagOr(tags, "StudyInstanceUID"), r->name);
+  }
   for (const auto& t : tasks) {
     Json details = {{"stage", t.stage},
                     {"action", t.spec.action},
@@ -273,7 +294,7 @@ Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
                 parent.empty() ? "" : " follow-up of task=" + parent);
     }
   }
-  return static_cast<int>(tasks.size());
+  return static_cast<int>(tasks.size() + studies.size());
 }
 
 Result<Router::PassResult> Router::RunOnce() {
@@ -343,7 +364,256 @@ Result<Router::PassResult> Router::RunOnce() {
     result.tasks_created += *created;
     pending_.erase(uid);
   }
+  Status studies = RunStudies(clock_->Now(), &result);
+  if (!studies.ok()) {
+    Logger("router")->error("cannot check the studies in {}: {}", spool_->StagePath(kStudies),
+                            studies.ToString());
+  }
   return result;
+}
+
+std::string Router::StudyKey(const std::string& study_uid, const std::string& rule) {
+  std::string key = (study_uid.empty() ? std::string("unknown") : study_uid) + "-" + rule;
+  for (char& c : key) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') {
+      c = '_';
+    }
+  }
+  return key.substr(0, 128);
+}
+
+Status Router::AddToStudy(const std::string& claim, const RuleOptions& rule,
+                          const std::string& series_uid, const rules::TagLookup::Map& tags) {
+  FileSystem* fs = spool_->fs();
+  std::string study_uid = TagOr(tags, "StudyInstanceUID");
+  std::string dir = JoinPath(spool_->StagePath(kStudies), StudyKey(study_uid, rule.name));
+  auto now = clock_->Now();
+  int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  if (!fs->IsDirectory(dir)) {
+    std::string fresh = JoinPath(work_dir_, std::string(kNewStudyPrefix) + NewTaskId());
+    FERRY_RETURN_IF_ERROR(fs->CreateDir(fresh));
+    Json tag_object = Json::object();
+    for (const auto& [k, v] : tags) {
+      tag_object[k] = v;
+    }
+    Json state = {{"study_uid", study_uid},      {"rule", rule.name},
+                  {"created_ms", now_ms},        {"creation_time", FormatIso8601(now)},
+                  {"last_receive_ms", now_ms},   {"last_receive_time", FormatIso8601(now)},
+                  {"received_series", Json::array()}, {"received_series_uid", Json::array()},
+                  {"tags", tag_object}};
+    FERRY_RETURN_IF_ERROR(
+        spool_->WriteFileAtomic(fresh, kStudyFile, state.dump() + "\n", Durability::kFsync));
+    Status renamed = fs->Rename(fresh, dir);
+    if (!renamed.ok()) {
+      fs->RemoveTree(fresh);
+      if (!fs->IsDirectory(dir)) {
+        return renamed;
+      }
+    }
+    FERRY_RETURN_IF_ERROR(fs->SyncDir(spool_->StagePath(kStudies)));
+  }
+  FERRY_ASSIGN_OR_RETURN(std::vector<std::string> entries, fs->ListDir(claim));
+  for (const auto& f : entries) {
+    std::string target;
+    if (IsInstanceFile(f)) {
+      target = f;
+    } else if (f == kSeriesTagsFile) {
+      target = series_uid + ".tags";
+    } else {
+      continue;
+    }
+    Status linked = fs->Link(JoinPath(claim, f), JoinPath(dir, target));
+    if (!linked.ok() && linked.code() != Status::Code::kAlreadyExists) {
+      return linked;
+    }
+  }
+  FERRY_RETURN_IF_ERROR(fs->SyncDir(dir));
+  FERRY_ASSIGN_OR_RETURN(std::string text, fs->ReadFile(JoinPath(dir, kStudyFile)));
+  Json state = Json::parse(text, nullptr, false);
+  if (!state.is_object()) {
+    return Status::Corruption("cannot parse " + JoinPath(dir, kStudyFile));
+  }
+  auto& uids = state["received_series_uid"];
+  if (std::find(uids.begin(), uids.end(), series_uid) == uids.end()) {
+    uids.push_back(series_uid);
+    state["received_series"].push_back(TagOr(tags, "SeriesDescription"));
+  }
+  state["last_receive_ms"] = now_ms;
+  state["last_receive_time"] = FormatIso8601(now);
+  return spool_->WriteFileAtomic(dir, kStudyFile, state.dump() + "\n", Durability::kFsync);
+}
+
+Status Router::FinishStudy(const std::string& key, const Json& state, const RuleOptions* rule,
+                           const std::string& reason, bool discard) {
+  FileSystem* fs = spool_->fs();
+  std::string claim = JoinPath(work_dir_, std::string(kStudyClaimPrefix) + key);
+  FERRY_RETURN_IF_ERROR(fs->Rename(JoinPath(spool_->StagePath(kStudies), key), claim));
+  rules::TagLookup::Map tags;
+  if (state.contains("tags") && state["tags"].is_object()) {
+    for (const auto& [k, v] : state["tags"].items()) {
+      tags[k] = v.is_string() ? v.get<std::string>() : v.dump();
+    }
+  }
+  int instances = 0;
+  if (auto entries = fs->ListDir(claim)) {
+    for (const auto& e : *entries) {
+      instances += IsInstanceFile(e) ? 1 : 0;
+    }
+  }
+  std::string rule_name = state.value("rule", std::string());
+  TaskSpec spec;
+  spec.id = NewTaskId();
+  spec.uid = state.value("study_uid", std::string());
+  spec.uid_type = "study";
+  spec.triggered_rules = {rule_name};
+  spec.applied_rule = rule_name;
+  spec.patient_name = TagOr(tags, "PatientName");
+  spec.mrn = TagOr(tags, "PatientID");
+  spec.acc = TagOr(tags, "AccessionNumber");
+  spec.sender_address = TagOr(tags, "SenderAddress");
+  spec.sender_aet = TagOr(tags, "SenderAET");
+  spec.receiver_aet = TagOr(tags, "ReceiverAET");
+  std::string stage(kDiscard);
+  spec.action = "discard";
+  if (!discard && rule != nullptr) {
+    switch (rule->action) {
+      case RuleAction::kRoute:
+        spec.action = "route";
+        spec.targets = rule->targets;
+        stage = kOutgoing;
+        break;
+      case RuleAction::kBoth:
+      case RuleAction::kProcess:
+        spec.action = rule->action == RuleAction::kBoth ? "both" : "process";
+        spec.modules = rule->processing_modules;
+        spec.module_settings = Json::parse(rule->processing_settings_json, nullptr, false);
+        spec.retain_input_images = rule->processing_retain_images;
+        if (rule->action == RuleAction::kBoth) {
+          spec.targets = rule->targets;
+        }
+        stage = kProcessing;
+        break;
+      case RuleAction::kNotification:
+        spec.action = "notification";
+        stage = kSuccess;
+        break;
+      case RuleAction::kDiscard:
+        break;
+    }
+  }
+  spec.ferry = {{"stage", stage},
+                {"priority", PriorityName(rule != nullptr ? rule->priority : Priority::kNormal)},
+                {"study_uid", spec.uid},
+                {"complete_reason", reason},
+                {"instances", instances},
+                {"created", FormatIso8601(clock_->Now())}};
+  Json task = BuildTaskJson(spec, kVersion);
+  task["study"] = {
+      {"study_uid", spec.uid},
+      {"complete_trigger", rule != nullptr && rule->study_trigger_condition ==
+                                                  StudyTriggerCondition::kReceivedSeries
+                               ? "received_series"
+                               : "timeout"},
+      {"complete_required_series", rule != nullptr ? rule->study_trigger_series : ""},
+      {"creation_time", state.value("creation_time", std::string())},
+      {"last_receive_time", state.value("last_receive_time", std::string())},
+      {"received_series", state.value("received_series", Json::array())},
+      {"received_series_uid", state.value("received_series_uid", Json::array())},
+      {"complete_force", reason == "force timeout"},
+      {"complete_force_action",
+       rule == nullptr ? "discard"
+       : rule->study_force_completion_action == StudyForceAction::kProceed ? "proceed"
+       : rule->study_force_completion_action == StudyForceAction::kIgnore  ? "ignore"
+                                                                           : "discard"}};
+  FERRY_RETURN_IF_ERROR(PublishTask(claim, stage, spec.id, task));
+  journal_->Append({discard ? "study.discarded" : "study.complete", "", spec.id,
+                    {{"study_uid", spec.uid},
+                     {"rule", rule_name},
+                     {"reason", reason},
+                     {"series", task["study"]["received_series_uid"]},
+                     {"instances", instances},
+                     {"stage", stage}}});
+  Logger("router")->info("study {} ({} series, {} instances, {}) for rule {} -> {}/{} task={}",
+                         spec.uid, task["study"]["received_series_uid"].size(), instances, reason,
+                         rule_name, stage, spec.id, spec.id);
+  return Status::Ok();
+}
+
+Status Router::RunStudies(WallTime now, PassResult* result) {
+  FileSystem* fs = spool_->fs();
+  FERRY_ASSIGN_OR_RETURN(std::vector<std::string> keys, fs->ListDir(spool_->StagePath(kStudies)));
+  int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  for (const auto& key : keys) {
+    auto text = fs->ReadFile(JoinPath(JoinPath(spool_->StagePath(kStudies), key), kStudyFile));
+    if (!text) {
+      continue;
+    }
+    Json state = Json::parse(*text, nullptr, false);
+    if (!state.is_object()) {
+      continue;
+    }
+    std::string rule_name = state.value("rule", std::string());
+    const RuleOptions* rule = rules_->Find(rule_name);
+    int64_t created = state.value("created_ms", int64_t{0});
+    int64_t last = state.value("last_receive_ms", int64_t{0});
+    int64_t study_timeout = int64_t{options_.study_complete_timeout_s} * 1000;
+    int64_t force_timeout = int64_t{options_.study_force_complete_timeout_s} * 1000;
+    std::string reason;
+    bool discard = false;
+    if (rule == nullptr) {
+      reason = "rule " + rule_name + " is no longer configured";
+      discard = true;
+    } else if (rule->study_trigger_condition == StudyTriggerCondition::kReceivedSeries) {
+      const StudyTrigger* trigger = rules_->TriggerFor(rule_name);
+      std::vector<std::string> descriptions;
+      for (const auto& d : state.value("received_series", Json::array())) {
+        descriptions.push_back(d.is_string() ? d.get<std::string>() : "");
+      }
+      if (trigger != nullptr && trigger->Satisfied(descriptions)) {
+        reason = "required series received";
+      }
+    } else if (now_ms - last >= study_timeout) {
+      reason = "study timeout";
+    }
+    if (reason.empty() && rule != nullptr && now_ms - created >= force_timeout) {
+      switch (rule->study_force_completion_action) {
+        case StudyForceAction::kProceed:
+          reason = "force timeout";
+          break;
+        case StudyForceAction::kDiscard:
+          reason = "force timeout";
+          discard = true;
+          break;
+        case StudyForceAction::kIgnore:
+          break;
+      }
+    }
+    if (reason.empty()) {
+      int64_t next = created + force_timeout;
+      if (rule != nullptr && rule->study_trigger_condition == StudyTriggerCondition::kTimeout) {
+        next = std::min(next, last + study_timeout);
+      }
+      WallTime at{std::chrono::duration_cast<WallTime::duration>(std::chrono::milliseconds(next))};
+      if (rule != nullptr && rule->study_force_completion_action == StudyForceAction::kIgnore &&
+          next == created + force_timeout) {
+        continue;  // waits for its series; nothing is due
+      }
+      if (!result->next_check || at < *result->next_check) {
+        result->next_check = at;
+      }
+      continue;
+    }
+    Status s = FinishStudy(key, state, rule, reason, discard);
+    if (!s.ok()) {
+      Logger("router")->error("cannot finish study {}: {}; will retry", key, s.ToString());
+      journal_->Append({"router.error", "", "", {{"study", key}, {"error", s.ToString()}}});
+      continue;
+    }
+    ++result->tasks_created;
+  }
+  return Status::Ok();
 }
 
 Status Router::Restore(const std::string& claim_dir) {
@@ -399,8 +669,21 @@ Status Router::Recover() {
     if (name.starts_with(kTaskPrefix)) {
       continue;
     }
+    if (name.starts_with(kStudyClaimPrefix)) {
+      // A study being finished: publish it if its task.json is written, else put it back.
+      auto text = fs->ReadFile(JoinPath(path, kTaskFile));
+      Json task = text ? Json::parse(*text, nullptr, false) : Json();
+      if (task.is_object() && task.contains("ferry")) {
+        FERRY_RETURN_IF_ERROR(PublishTask(path, task["ferry"]["stage"].get<std::string>(),
+                                          task["id"].get<std::string>(), task));
+      } else {
+        FERRY_RETURN_IF_ERROR(fs->Rename(
+            path, JoinPath(spool_->StagePath(kStudies), name.substr(kStudyClaimPrefix.size()))));
+      }
+      continue;
+    }
     if (!name.starts_with(kClaimPrefix)) {
-      fs->RemoveTree(path);  // a temporary file of WriteFileAtomic
+      fs->RemoveTree(path);  // a temporary file of WriteFileAtomic, or an unpublished new study
       continue;
     }
     if (auto text = fs->ReadFile(JoinPath(path, kTaskFile))) {
@@ -415,6 +698,23 @@ Status Router::Recover() {
       Json plan = Json::parse(*text, nullptr, false);
       FERRY_ASSIGN_OR_RETURN(std::vector<std::string> files, fs->ListDir(path));
       for (const auto& step : plan) {
+        if (step.contains("study_rule")) {
+          const RuleOptions* r = rules_->Find(step["study_rule"].get<std::string>());
+          std::string uid = step.value("series_uid", std::string());
+          rules::TagLookup::Map tags;
+          if (auto t = fs->ReadFile(JoinPath(path, kSeriesTagsFile))) {
+            Json j = Json::parse(*t, nullptr, false);
+            if (j.is_object()) {
+              for (const auto& [k, v] : j.items()) {
+                tags[k] = v.is_string() ? v.get<std::string>() : v.dump();
+              }
+            }
+          }
+          if (r != nullptr) {
+            FERRY_RETURN_IF_ERROR(AddToStudy(path, *r, uid, tags));
+          }
+          continue;
+        }
         std::string id = step["id"];
         std::string stage = step["stage"];
         if (fs->Exists(JoinPath(spool_->StagePath(stage), id))) {

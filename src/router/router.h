@@ -73,6 +73,14 @@ class Router {
   Status PublishTask(const std::string& folder, std::string_view stage, const std::string& id,
                      const nlohmann::json& task);
   Status Restore(const std::string& claim_dir);
+  // Study-level rules: the series' instances join studies/<study uid>-<rule>/ (study.json keeps
+  // the received series); RunStudies publishes a study's task when it is complete.
+  Status AddToStudy(const std::string& claim, const RuleOptions& rule,
+                    const std::string& series_uid, const rules::TagLookup::Map& tags);
+  Status RunStudies(WallTime now, PassResult* result);
+  Status FinishStudy(const std::string& key, const nlohmann::json& state, const RuleOptions* rule,
+                     const std::string& reason, bool discard);
+  static std::string StudyKey(const std::string& study_uid, const std::string& rule);
   std::string RoutedMarkerPath(const std::string& series_uid) const;
 
   RouterOptions options_;

@@ -240,6 +240,108 @@ TEST_F(RouterTest, RecoverPutsAClaimedSeriesBackIntoIncoming) {
   EXPECT_TRUE(fs_->ListDir(work)->empty());
 }
 
+Json Tags(const std::string& description, const std::string& study = "9.1") {
+  Json t = kCt;
+  t["SeriesDescription"] = description;
+  t["StudyInstanceUID"] = study;
+  return t;
+}
+
+TEST_F(RouterTest, StudyRuleCompletesWhenTheRequiredSeriesArrived) {
+  UseRules(R"json({"brain": {"rule": "True", "target": "pacs", "action_trigger": "study",
+                         "study_trigger_condition": "received_series",
+                         "study_trigger_series": "'T1' and ('T2' or 'FLAIR')"}})json");
+  Receive("3.1", "3.1.1", Tags("Ax T1 MPRAGE"));
+  Receive("3.1", "3.1.2", Tags("Ax T1 MPRAGE"));
+  receiver_->MarkAssociationEnded("3.1", "a1");
+  Later(std::chrono::seconds(4));
+  router_->RunOnce();
+  EXPECT_TRUE(Tasks(kOutgoing).empty());
+  ASSERT_EQ(Tasks(kStudies).size(), 1u);
+  Receive("3.2", "3.2.1", Tags("Sag FLAIR"));
+  receiver_->MarkAssociationEnded("3.2", "a1");
+  Later(std::chrono::seconds(8));
+  router_->RunOnce();
+  ASSERT_EQ(Tasks(kOutgoing).size(), 1u);
+  EXPECT_TRUE(Tasks(kStudies).empty());
+  Json task = TaskJson(kOutgoing, Tasks(kOutgoing)[0]);
+  EXPECT_EQ(task["info"]["uid_type"], "study");
+  EXPECT_EQ(task["info"]["uid"], "9.1");
+  EXPECT_EQ(task["study"]["received_series_uid"], Json::array({"3.1", "3.2"}));
+  EXPECT_EQ(task["study"]["complete_trigger"], "received_series");
+  EXPECT_EQ(task["ferry"]["instances"], 3);
+  EXPECT_EQ(task["ferry"]["complete_reason"], "required series received");
+  EXPECT_EQ(Events("study.complete").size(), 1u);
+}
+
+TEST_F(RouterTest, StudyTimeoutAndForcedDiscard) {
+  UseRules(R"({"timeout": {"rule": "@SeriesDescription@ == 'a'", "target": "pacs",
+                           "action_trigger": "study"},
+               "never": {"rule": "@SeriesDescription@ == 'b'", "target": "pacs",
+                         "action_trigger": "study", "study_trigger_condition": "received_series",
+                         "study_trigger_series": "'c'"}})");
+  Receive("4.1", "4.1.1", Tags("a", "8.1"));
+  Receive("4.2", "4.2.1", Tags("b", "8.2"));
+  receiver_->MarkAssociationEnded("4.1", "a1");
+  receiver_->MarkAssociationEnded("4.2", "a1");
+  Later(std::chrono::seconds(4));
+  router_->RunOnce();
+  ASSERT_EQ(Tasks(kStudies).size(), 2u);
+  Later(std::chrono::seconds(910));
+  router_->RunOnce();
+  ASSERT_EQ(Tasks(kOutgoing).size(), 1u);
+  EXPECT_EQ(TaskJson(kOutgoing, Tasks(kOutgoing)[0])["ferry"]["complete_reason"], "study timeout");
+  Later(std::chrono::seconds(5410));
+  router_->RunOnce();
+  ASSERT_EQ(Tasks(kDiscard).size(), 1u);
+  Json discarded = TaskJson(kDiscard, Tasks(kDiscard)[0]);
+  EXPECT_EQ(discarded["info"]["uid"], "8.2");
+  EXPECT_EQ(discarded["study"]["complete_force"], true);
+  EXPECT_TRUE(Tasks(kStudies).empty());
+}
+
+TEST_F(RouterTest, SeriesAndStudyRulesShareTheSeriesByHardLinks) {
+  UseRules(R"({"series": {"rule": "True", "target": "pacs"},
+               "study": {"rule": "True", "target": "archive", "action_trigger": "study"}})");
+  Receive("5.1", "5.1.1", Tags("x", "7.1"));
+  receiver_->MarkAssociationEnded("5.1", "a1");
+  Later(std::chrono::seconds(4));
+  router_->RunOnce();
+  ASSERT_EQ(Tasks(kOutgoing).size(), 1u);
+  ASSERT_EQ(Tasks(kStudies).size(), 1u);
+  std::string study = JoinPath(spool_->StagePath(kStudies), Tasks(kStudies)[0]);
+  EXPECT_TRUE(fs_->Exists(JoinPath(study, "5.1.1.dcm")));
+  EXPECT_TRUE(fs_->Exists(JoinPath(study, "5.1.tags")));
+}
+
+TEST(StudyTriggerTest, Table) {
+  struct Case {
+    const char* expr;
+    std::vector<std::string> series;
+    bool satisfied;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"'T1'", {"Ax T1"}, true},
+           {"'T1'", {"Ax T2"}, false},
+           {"'T1' and 'T2'", {"T1 pre", "T2 ax"}, true},
+           {"'T1' and 'T2'", {"T1 pre"}, false},
+           {"'T1' or 'T2'", {"T2 ax"}, true},
+           {"'A' and ('B' or 'C')", {"A", "C"}, true},
+           {"'A' and ('B' or 'C')", {"B", "C"}, false},
+           {"\"DWI\" or 'ADC'", {"ep2d DWI"}, true},
+           {"'t1'", {"T1"}, false},
+       }) {
+    auto t = StudyTrigger::Parse(c.expr);
+    ASSERT_TRUE(t.has_value()) << c.expr << ": " << t.error().message();
+    EXPECT_EQ(t->Satisfied(c.series), c.satisfied) << c.expr;
+  }
+  for (const char* bad : {"", "'A' and", "'A' xor 'B'", "('A'", "'A", "A"}) {
+    auto t = StudyTrigger::Parse(bad);
+    ASSERT_FALSE(t.has_value()) << bad;
+    EXPECT_NE(t.error().message().find("column"), std::string::npos) << bad;
+  }
+}
+
 TEST(RuleSetTest, SyntaxErrorsNameTheRuleAndColumn) {
   std::vector<ConfigError> errors;
   Config c = ParseConfig(R"({"data_folder": "/d", "rules": {
@@ -273,16 +375,17 @@ TEST(RuleSetTest, DisabledAndEmptyRulesLoadLikeMercure) {
   EXPECT_TRUE(d.discard);
 }
 
-TEST(RuleSetTest, StudyLevelRulesAreRefusedClearly) {
+TEST(RuleSetTest, BadStudyTriggerSeriesIsAConfigError) {
   std::vector<ConfigError> errors;
   Config c = ParseConfig(R"({"data_folder": "/d", "rules": {
-      "study": {"rule": "True", "target": "t", "action_trigger": "study"}}})",
+      "study": {"rule": "True", "target": "t", "action_trigger": "study",
+                "study_trigger_condition": "received_series", "study_trigger_series": "'T1' and"}}})",
                          &errors, false);
   std::vector<RuleSet::Error> rule_errors;
   EXPECT_FALSE(RuleSet::Build(c.rules, &rule_errors).has_value());
   ASSERT_EQ(rule_errors.size(), 1u);
-  EXPECT_EQ(rule_errors[0].path, "$.rules.study.action_trigger");
-  EXPECT_NE(rule_errors[0].reason.find("not supported"), std::string::npos);
+  EXPECT_EQ(rule_errors[0].path, "$.rules.study.study_trigger_series");
+  EXPECT_NE(rule_errors[0].reason.find("column"), std::string::npos);
 }
 
 TEST(TaskIdTest, LooksLikeAUuid4AndIsUnique) {

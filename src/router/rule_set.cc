@@ -11,10 +11,15 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::Build(const std::vector<RuleOpti
     if (options.disabled) {
       continue;  // never evaluated; mercure loads disabled rules whatever they say
     }
-    if (options.action_trigger == RuleTrigger::kStudy) {
-      errors->push_back({"$.rules." + options.name + ".action_trigger",
-                         "study-level rules are not supported by this version of ferry yet; use "
-                         "\"series\" or disable the rule"});
+    if (options.action_trigger == RuleTrigger::kStudy &&
+        options.study_trigger_condition == StudyTriggerCondition::kReceivedSeries) {
+      auto trigger = StudyTrigger::Parse(options.study_trigger_series);
+      if (!trigger) {
+        errors->push_back({"$.rules." + options.name + ".study_trigger_series",
+                           trigger.error().message()});
+      } else {
+        set->triggers_.emplace(options.name, std::move(trigger).value());
+      }
     }
     // mercure treats an empty rule as one that never triggers.
     bool blank = options.rule.find_first_not_of(" \t\r\n") == std::string::npos;
@@ -29,6 +34,11 @@ Result<std::shared_ptr<const RuleSet>> RuleSet::Build(const std::vector<RuleOpti
     return Status::InvalidArgument("the rules section has errors");
   }
   return std::shared_ptr<const RuleSet>(std::move(set));
+}
+
+const StudyTrigger* RuleSet::TriggerFor(const std::string& name) const {
+  auto it = triggers_.find(name);
+  return it == triggers_.end() ? nullptr : &it->second;
 }
 
 const RuleOptions* RuleSet::Find(const std::string& name) const {

@@ -10,12 +10,14 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
 #include "core/result.h"
+#include "router/study_trigger.h"
 #include "rules/rule.h"
 
 namespace ferry {
@@ -56,6 +58,9 @@ class RuleSet {
   // (`ferry series route UID --rule NAME`). NotFound if no enabled rule has that name.
   Result<SeriesDecision> Force(const std::string& name) const;
 
+  // The study_trigger_series of a study-level rule whose condition is "received_series".
+  const StudyTrigger* TriggerFor(const std::string& name) const;
+
   // The named rule, or null.
   const RuleOptions* Find(const std::string& name) const;
 
@@ -73,6 +78,7 @@ class RuleSet {
     rules::CompiledRule compiled;
   };
   std::vector<Entry> entries_;
+  std::map<std::string, StudyTrigger> triggers_;
 };
 
 }  // namespace ferry

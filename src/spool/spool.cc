@@ -69,7 +69,7 @@ std::string Spool::SeriesPath(std::string_view series_uid) const {
 
 Status Spool::Init() {
   for (std::string_view stage :
-       {kIncoming, kProcessing, kOutgoing, kSuccess, kError, kDiscard, kJournal}) {
+       {kIncoming, kStudies, kProcessing, kOutgoing, kSuccess, kError, kDiscard, kJournal}) {
     FERRY_RETURN_IF_ERROR(fs_->CreateDirs(StagePath(stage)).WithContext("spool"));
   }
   FERRY_RETURN_IF_ERROR(fs_->CreateDirs(tmp_dir_).WithContext("spool"));

@@ -45,6 +45,7 @@ inline constexpr std::string_view kOutgoing = "outgoing";
 inline constexpr std::string_view kSuccess = "success";
 inline constexpr std::string_view kError = "error";
 inline constexpr std::string_view kDiscard = "discard";
+inline constexpr std::string_view kStudies = "studies";
 inline constexpr std::string_view kJournal = "journal";
 inline constexpr std::string_view kTmp = "tmp";
 

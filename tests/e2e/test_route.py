@@ -5,6 +5,8 @@ import os
 import time
 import unittest
 
+from pydicom.uid import generate_uid
+
 from ferrytest import FERRY_BIN, FerryTestCase, run, storescu, wait_events, wait_for
 
 RULES = {
@@ -61,6 +63,30 @@ class RouteTest(FerryTestCase):
                     if e["series_uid"] == mr_uid}
         self.assertEqual(outcomes["ct_to_pacs"], "reject")
         self.assertEqual(f.stop(), 0)
+
+    def test_study_level_rule_with_two_series(self):
+        rules = {"brain_study": {"rule": "@Modality@ == 'MR'", "target": "neuro",
+                                 "action_trigger": "study",
+                                 "study_trigger_condition": "received_series",
+                                 "study_trigger_series": "'T1' and 'T2'"}}
+        f = self.serve(rules=rules)
+        study = generate_uid()
+        uid1, files1 = self.make_series(2, modality="MR", study_uid=study,
+                                        series_description="Ax T1 MPRAGE")
+        uid2, files2 = self.make_series(3, modality="MR", study_uid=study,
+                                        series_description="Ax T2 FSE")
+        self.assertEqual(storescu(f.port, files1).returncode, 0)
+        wait_events(f, "study.series_added", 1, service="router")
+        self.assertEqual(self.tasks(f, "outgoing"), {})
+        self.assertEqual(storescu(f.port, files2).returncode, 0)
+        routed = self.wait_tasks(f, "outgoing", 1)
+        task_id, task = next(iter(routed.items()))
+        self.assertEqual(task["info"]["uid_type"], "study")
+        self.assertEqual(task["info"]["uid"], study)
+        self.assertEqual(sorted(task["study"]["received_series_uid"]), sorted([uid1, uid2]))
+        self.assertEqual(task["dispatch"]["target_name"], ["neuro"])
+        self.assertEqual(len(glob.glob(os.path.join(f.data, "outgoing", task_id, "*.dcm"))), 5)
+        self.assertEqual(os.listdir(os.path.join(f.data, "studies")), [])
 
     def test_rule_with_runtime_error_does_not_trigger_and_is_reported(self):
         f = self.serve()
