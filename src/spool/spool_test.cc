@@ -139,8 +139,9 @@ TEST_F(SpoolTest, InitCreatesLayout) {
   EXPECT_EQ(spool_->StagePath(kIncoming), dir_ + "/incoming");
   EXPECT_EQ(spool_->SeriesPath("1.2.3"), dir_ + "/incoming/1.2.3");
   EXPECT_EQ(spool_->fs(), fs_);
-  EXPECT_EQ(List(dir_), (std::vector<std::string>{"discard", "error", "incoming", "journal",
-                                                  "outgoing", "processing", "success", "tmp"}));
+  EXPECT_EQ(List(dir_),
+            (std::vector<std::string>{"discard", "error", "incoming", "journal", "outgoing",
+                                      "processing", "studies", "success", "tmp"}));
   EXPECT_EQ(List(spool_->StagePath(kTmp)), std::vector<std::string>{"receiver"});
   EXPECT_TRUE(spool_->Init().ok()) << "Init is idempotent";
 }
