@@ -45,6 +45,28 @@ std::string_view OutcomeName(rules::Evaluation::Outcome o) {
   return "error";
 }
 
+// mercure's .tags form as a map; values that are not strings (hand-edited files) as JSON text.
+rules::TagLookup::Map TagsFromJson(const Json& object) {
+  rules::TagLookup::Map tags;
+  if (object.is_object()) {
+    for (const auto& [key, value] : object.items()) {
+      tags[key] = value.is_string() ? value.get<std::string>() : value.dump();
+    }
+  }
+  return tags;
+}
+
+// The task.json fields mercure fills from the tags of the series.
+void FillFromTags(const rules::TagLookup::Map& tags, TaskSpec* spec) {
+  spec->patient_name = TagOr(tags, "PatientName");
+  spec->mrn = TagOr(tags, "PatientID");
+  spec->acc = TagOr(tags, "AccessionNumber");
+  spec->sender_address = TagOr(tags, "SenderAddress");
+  spec->sender_aet = TagOr(tags, "SenderAET");
+  spec->receiver_aet = TagOr(tags, "ReceiverAET");
+  spec->device_serial_number = TagOr(tags, "DeviceSerialNumber");
+}
+
 bool IsInstanceFile(const std::string& name) {
   return name.size() > 4 && name.ends_with(".dcm");
 }
@@ -82,11 +104,8 @@ Result<Router::Pending> Router::Classify(const std::string& series_uid) {
   }
   Pending p;
   Json tags = Json::parse(*text, nullptr, false);
-  if (tags.is_object()) {
-    for (const auto& [key, value] : tags.items()) {
-      p.tags[key] = value.is_string() ? value.get<std::string>() : value.dump();
-    }
-  } else {
+  p.tags = TagsFromJson(tags);
+  if (!tags.is_object()) {
     Logger("router")->error("series {}: series.tags is not a JSON object; no rule can match it",
                             series_uid);
   }
@@ -154,13 +173,7 @@ Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
     spec.uid_type = "series";
     spec.triggered_rules = d.triggered;
     spec.applied_rule = std::move(applied_rule);
-    spec.patient_name = TagOr(tags, "PatientName");
-    spec.mrn = TagOr(tags, "PatientID");
-    spec.acc = TagOr(tags, "AccessionNumber");
-    spec.sender_address = TagOr(tags, "SenderAddress");
-    spec.sender_aet = TagOr(tags, "SenderAET");
-    spec.receiver_aet = TagOr(tags, "ReceiverAET");
-    spec.device_serial_number = TagOr(tags, "DeviceSerialNumber");
+    FillFromTags(tags, &spec);
     spec.ferry = {{"priority", PriorityName(priority)},
                   {"series_uid", series_uid},
                   {"study_uid", TagOr(tags, "StudyInstanceUID")},
@@ -449,12 +462,7 @@ Status Router::FinishStudy(const std::string& key, const Json& state, const Rule
   FileSystem* fs = spool_->fs();
   std::string claim = JoinPath(work_dir_, std::string(kStudyClaimPrefix) + key);
   FERRY_RETURN_IF_ERROR(fs->Rename(JoinPath(spool_->StagePath(kStudies), key), claim));
-  rules::TagLookup::Map tags;
-  if (state.contains("tags") && state["tags"].is_object()) {
-    for (const auto& [k, v] : state["tags"].items()) {
-      tags[k] = v.is_string() ? v.get<std::string>() : v.dump();
-    }
-  }
+  rules::TagLookup::Map tags = TagsFromJson(state.value("tags", Json::object()));
   int instances = 0;
   if (auto entries = fs->ListDir(claim)) {
     for (const auto& e : *entries) {
@@ -468,12 +476,7 @@ Status Router::FinishStudy(const std::string& key, const Json& state, const Rule
   spec.uid_type = "study";
   spec.triggered_rules = {rule_name};
   spec.applied_rule = rule_name;
-  spec.patient_name = TagOr(tags, "PatientName");
-  spec.mrn = TagOr(tags, "PatientID");
-  spec.acc = TagOr(tags, "AccessionNumber");
-  spec.sender_address = TagOr(tags, "SenderAddress");
-  spec.sender_aet = TagOr(tags, "SenderAET");
-  spec.receiver_aet = TagOr(tags, "ReceiverAET");
+  FillFromTags(tags, &spec);
   std::string stage(kDiscard);
   spec.action = "discard";
   if (!discard && rule != nullptr) {
@@ -703,12 +706,7 @@ Status Router::Recover() {
           std::string uid = step.value("series_uid", std::string());
           rules::TagLookup::Map tags;
           if (auto t = fs->ReadFile(JoinPath(path, kSeriesTagsFile))) {
-            Json j = Json::parse(*t, nullptr, false);
-            if (j.is_object()) {
-              for (const auto& [k, v] : j.items()) {
-                tags[k] = v.is_string() ? v.get<std::string>() : v.dump();
-              }
-            }
+            tags = TagsFromJson(Json::parse(*t, nullptr, false));
           }
           if (r != nullptr) {
             FERRY_RETURN_IF_ERROR(AddToStudy(path, *r, uid, tags));
