@@ -156,35 +156,39 @@ bool Receiver::HasRoom(const dicom::AssociationInfo& info) {
       "only {} MiB free on the disk of {}, below receiver.disk_reserve_mb ({} MiB); free disk "
       "space, the sender keeps the image and can retry",
       space->available_bytes / (1024 * 1024), spool_->root(), options_.disk_reserve_mb);
-  ++counters_.instances_rejected;
   Logger("receiver")->error("instance refused with status 0xA700 (Out of Resources): association "
                             "{} from {} ({}): {}",
                             info.id, info.calling_ae, info.peer_address, reason);
-  journal_->Append({"instance.rejected", "", "",
-                    {{"association", info.id},
-                     {"peer", info.peer_address},
-                     {"calling_ae", info.calling_ae},
-                     {"status", Hex16(dicom::StoreStatus::kOutOfResources)},
-                     {"reason", reason}}});
+  RecordRejection(info, "", "", Hex16(dicom::StoreStatus::kOutOfResources), reason);
   return false;
+}
+
+void Receiver::RecordRejection(const dicom::AssociationInfo& info, const std::string& series_uid,
+                               const std::string& sop_uid, const std::string& status,
+                               const std::string& reason) {
+  ++counters_.instances_rejected;
+  nlohmann::json details = {{"association", info.id},
+                            {"peer", info.peer_address},
+                            {"calling_ae", info.calling_ae},
+                            {"reason", reason}};
+  if (!sop_uid.empty()) {
+    details["sop_instance_uid"] = sop_uid;
+  }
+  if (!status.empty()) {
+    details["status"] = status;
+  }
+  journal_->Append({"instance.rejected", series_uid, "", std::move(details)});
 }
 
 dicom::StoreStatus Receiver::Reject(const dicom::AssociationInfo& info, const std::string& file,
                                     const std::string& sop_uid, dicom::StoreStatus status,
                                     const std::string& reason, std::string* error_comment) {
   spool_->fs()->RemoveFile(file);
-  ++counters_.instances_rejected;
   Logger("receiver")->warn("instance rejected with status {}: association {} from {} ({}), SOP "
                            "instance {}: {}",
                            Hex16(status), info.id, info.calling_ae, info.peer_address,
                            sop_uid.empty() ? "(none)" : sop_uid, reason);
-  journal_->Append({"instance.rejected", "", "",
-                    {{"association", info.id},
-                     {"peer", info.peer_address},
-                     {"calling_ae", info.calling_ae},
-                     {"sop_instance_uid", sop_uid},
-                     {"status", Hex16(status)},
-                     {"reason", reason}}});
+  RecordRejection(info, "", sop_uid, Hex16(status), reason);
   *error_comment = "ferry: " + reason;
   return status;
 }
@@ -248,18 +252,12 @@ dicom::StoreStatus Receiver::OnStore(const dicom::AssociationInfo& info,
   }
   if (!added) {
     spool_->fs()->RemoveFile(request.file_path);
-    ++counters_.instances_rejected;
     Logger("receiver")->error("cannot store instance {} of series {} from {} ({}): {}; answered "
                               "Out of Resources so the sender can retry",
                               sop, series, info.calling_ae, info.peer_address,
                               added.error().ToString());
-    journal_->Append({"instance.rejected", series, "",
-                      {{"association", info.id},
-                       {"peer", info.peer_address},
-                       {"calling_ae", info.calling_ae},
-                       {"sop_instance_uid", sop},
-                       {"status", Hex16(dicom::StoreStatus::kOutOfResources)},
-                       {"reason", added.error().ToString()}}});
+    RecordRejection(info, series, sop, Hex16(dicom::StoreStatus::kOutOfResources),
+                    added.error().ToString());
     *error_comment = "ferry: cannot store the instance";
     return dicom::StoreStatus::kOutOfResources;
   }
@@ -314,15 +312,10 @@ dicom::StoreStatus Receiver::OnStore(const dicom::AssociationInfo& info,
 }
 
 void Receiver::OnStoreAborted(const dicom::AssociationInfo& info, const std::string& reason) {
-  ++counters_.instances_rejected;
   Logger("receiver")->warn("association {} from {} ({}): an instance was not received "
                            "completely and was discarded: {}",
                            info.id, info.calling_ae, info.peer_address, reason);
-  journal_->Append({"instance.rejected", "", "",
-                    {{"association", info.id},
-                     {"peer", info.peer_address},
-                     {"calling_ae", info.calling_ae},
-                     {"reason", "incomplete transfer: " + reason}}});
+  RecordRejection(info, "", "", "", "incomplete transfer: " + reason);
 }
 
 void Receiver::OnAssociationEnd(const dicom::AssociationInfo& info,

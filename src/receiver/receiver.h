@@ -66,6 +66,10 @@ class Receiver final : public dicom::StoreHandler {
   const ReceiverCounters& counters() const { return counters_; }
 
  private:
+  // Counts a refused or lost instance and journals instance.rejected (empty fields are left out).
+  void RecordRejection(const dicom::AssociationInfo& info, const std::string& series_uid,
+                       const std::string& sop_uid, const std::string& status,
+                       const std::string& reason);
   dicom::StoreStatus Reject(const dicom::AssociationInfo& info, const std::string& file,
                             const std::string& sop_uid, dicom::StoreStatus status,
                             const std::string& reason, std::string* error_comment);

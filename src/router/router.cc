@@ -310,6 +310,15 @@ Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
   return static_cast<int>(tasks.size() + studies.size());
 }
 
+std::vector<std::string> Router::PendingSeries() const {
+  std::vector<std::string> uids;
+  uids.reserve(pending_.size());
+  for (const auto& [uid, pending] : pending_) {
+    uids.push_back(uid);
+  }
+  return uids;
+}
+
 Result<Router::PassResult> Router::RunOnce() {
   PassResult result;
   FERRY_ASSIGN_OR_RETURN(std::vector<std::string> series, spool_->ListIncomingSeries());

@@ -58,6 +58,9 @@ class Router {
   // the pass; an error listing incoming/ itself is returned.
   Result<PassResult> RunOnce();
 
+  // The series in incoming/ the last pass classified and is waiting on.
+  std::vector<std::string> PendingSeries() const;
+
  private:
   struct Pending {
     rules::TagLookup::Map tags;  // series.tags

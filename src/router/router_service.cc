@@ -80,17 +80,15 @@ int RunRouterService(const Config& config) {
     }
     // Wake up when an association of a pending series ends.
     if (in_fd >= 0 && pass) {
-      auto series = spool.ListIncomingSeries();
-      if (series) {
-        for (const auto& uid : *series) {
-          if (watched.insert(uid).second) {
-            std::string dir = JoinPath(spool.SeriesPath(uid), kAssociationsDir);
-            inotify_add_watch(in_fd, dir.c_str(), IN_MOVED_TO | IN_CREATE | IN_ONLYDIR);
-          }
+      std::vector<std::string> pending = router.PendingSeries();
+      for (const auto& uid : pending) {
+        if (watched.insert(uid).second) {
+          std::string dir = JoinPath(spool.SeriesPath(uid), kAssociationsDir);
+          inotify_add_watch(in_fd, dir.c_str(), IN_MOVED_TO | IN_CREATE | IN_ONLYDIR);
         }
-        if (watched.size() > 4 * series->size() + 1024) {
-          watched.clear();  // forget routed series; watches of deleted folders vanish anyway
-        }
+      }
+      if (watched.size() > 4 * pending.size() + 1024) {
+        watched.clear();  // forget routed series; watches of deleted folders vanish anyway
       }
     }
     pollfd fds[2] = {{sig_fd, POLLIN, 0}, {in_fd, POLLIN, 0}};
