@@ -9,9 +9,16 @@ packages=(
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-pydicom python3-numpy
+  libcurl4-openssl-dev libssh-dev
   openssl procps
-  orthanc
+  orthanc orthanc-dicomweb
+  openssh-server openssh-client
 )
+# Node.js and npm run s3rver (the S3 test peer). A machine that already has them (for example from
+# NodeSource) keeps its own; Debian's npm would conflict with it.
+if ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -19,7 +26,21 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+
+# npm packages for test peers (s3rver as the S3 destination), pinned by tests/peers/package-lock.json.
+install_npm_peers() {
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/peers"
+  if [ -f "$dir/package.json" ] && [ ! -x "$dir/node_modules/.bin/s3rver" ]; then
+    echo "install-deps: installing npm test peers in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+  install_npm_peers
+  exit 0
+fi
 
 echo "install-deps: installing ${missing[*]}"
 sudo=""
@@ -31,3 +52,4 @@ $sudo apt-get update -q
 # Debian's orthanc package starts its own service when it can; ferry's benchmark starts its own
 # Orthanc on a free port instead, so keep the packaged one from being started.
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+install_npm_peers

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/rules_cli.h"
+#include "app/targets_cli.h"
 #include "app/supervisor.h"
 #include "config/config.h"
 #include "core/logging.h"
@@ -193,6 +194,19 @@ int main(int argc, char** argv) {
   std::vector<std::string> test_files;
   rules_test->add_option("files", test_files, "DICOM files")->required();
 
+  CLI::App* targets_cmd = app.add_subcommand("targets", "check targets or send files to one");
+  targets_cmd->require_subcommand(1);
+  std::string target_name;
+  CLI::App* targets_test = targets_cmd->add_subcommand(
+      "test", "check that a target is reachable and usable; prints PASS or FAIL and why");
+  add_common(targets_test);
+  targets_test->add_option("name", target_name, "target name")->required();
+  CLI::App* targets_send = targets_cmd->add_subcommand(
+      "send", "send DICOM files to a target now, outside the queue");
+  add_common(targets_send);
+  std::vector<std::string> send_files;
+  targets_send->add_option("name", target_name, "target name")->required();
+  targets_send->add_option("files", send_files, "DICOM files")->required();
   CLI::App* version = app.add_subcommand("version", "print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -246,6 +260,15 @@ int main(int argc, char** argv) {
   }
   if (route->parsed()) {
     return SeriesComplete(*config, series_uid, route_rule);
+  }
+  if (targets_test->parsed() || targets_send->parsed()) {
+    ferry::InitLogging(log_level.empty() ? "warn" : log_level, "ferry");
+    ferry::dicom::ConfigureDcmtkLogging(log_level.empty() ? "error" : log_level);
+    int code = targets_test->parsed()
+                   ? ferry::RunTargetsTest(*config, target_name, std::cout)
+                   : ferry::RunTargetsSend(*config, target_name, send_files, std::cout);
+    std::cout.flush();
+    return code;
   }
   if (rules_test->parsed()) {
     ferry::InitLogging("warn", "ferry");

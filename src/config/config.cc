@@ -101,6 +101,110 @@ class ObjectReader {
     *out = static_cast<Int>(value);
   }
 
+  void Number(const std::string& key, double* out, double min, double max) {
+    const Json* v = Get(key, false);
+    if (v == nullptr) {
+      return;
+    }
+    if (!v->is_number()) {
+      TypeError(key, *v, "a number");
+      return;
+    }
+    double value = v->get<double>();
+    if (value < min || value > max) {
+      Error(key, fmt::format("{} is out of range; use a value from {} to {}", value, min, max));
+      return;
+    }
+    *out = value;
+  }
+
+  // A TCP port as an integer or, as mercure writes it, a string of digits.
+  void Port(const std::string& key, int* out) {
+    const Json* v = Get(key, false);
+    if (v == nullptr) {
+      return;
+    }
+    int64_t value = -1;
+    if (v->is_number_integer()) {
+      value = v->get<int64_t>();
+    } else if (v->is_string()) {
+      const std::string& text = v->get_ref<const std::string&>();
+      if (!text.empty() && text.size() <= 5 &&
+          std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        value = std::stoll(text);
+      } else {
+        Error(key, fmt::format("\"{}\" is not a port number; use 1 to 65535", text));
+        return;
+      }
+    } else {
+      TypeError(key, *v, "a port number (1 to 65535)");
+      return;
+    }
+    if (value < 1 || value > 65535) {
+      Error(key, fmt::format("{} is out of range; use a port from 1 to 65535", value));
+      return;
+    }
+    *out = static_cast<int>(value);
+  }
+
+  // A secret: the value itself, "env:NAME" (an environment variable) or "file:PATH" (the
+  // contents of a file, without a trailing newline).
+  void Secret(const std::string& key, std::string* out) {
+    std::string raw;
+    String(key, &raw);
+    if (raw.empty()) {
+      return;
+    }
+    if (raw.starts_with("env:")) {
+      const char* value = std::getenv(raw.c_str() + 4);
+      if (value == nullptr) {
+        Error(key, fmt::format("names the environment variable {}, which is not set; set it in "
+                               "ferry's environment or write the value here",
+                               raw.substr(4)));
+        return;
+      }
+      *out = value;
+      return;
+    }
+    if (raw.starts_with("file:")) {
+      std::ifstream in(raw.substr(5), std::ios::binary);
+      if (!in) {
+        Error(key, fmt::format("names the file {}, which cannot be read ({}); create it or make "
+                               "it readable for ferry",
+                               raw.substr(5), std::strerror(errno)));
+        return;
+      }
+      std::stringstream buf;
+      buf << in.rdbuf();
+      std::string value = buf.str();
+      while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) {
+        value.pop_back();
+      }
+      *out = value;
+      return;
+    }
+    *out = raw;
+  }
+
+  // "HH:MM" as minutes after midnight.
+  void TimeOfDay(const std::string& key, int* out_min) {
+    std::string text;
+    String(key, &text);
+    if (text.empty()) {
+      return;
+    }
+    int h = -1, m = -1;
+    char sep = 0;
+    std::istringstream in(text);
+    if (text.size() == 5 && (in >> h >> sep >> m) && sep == ':' && h >= 0 && h < 24 && m >= 0 &&
+        m < 60) {
+      *out_min = h * 60 + m;
+      return;
+    }
+    Error(key, fmt::format("\"{}\" is not a time of day; write it as \"HH:MM\", e.g. \"22:00\"",
+                           text));
+  }
+
   // A number of seconds (fractions allowed), stored as milliseconds.
   void Seconds(const std::string& key, int* out_ms, double min, double max) {
     const Json* v = Get(key, false);
@@ -238,6 +342,8 @@ class ObjectReader {
     return ObjectReader(v, path_ + "." + key, errors_);
   }
 
+  std::vector<ConfigError>* errors() { return errors_; }
+
   void Error(const std::string& key, std::string reason) {
     errors_->push_back({path_ + "." + key, std::move(reason)});
   }
@@ -345,28 +451,28 @@ std::filesystem::path ExistingAncestor(std::filesystem::path p) {
   return p;
 }
 
-void CheckDataFolder(const std::string& folder, std::vector<ConfigError>* errors) {
+void CheckDataFolder(const std::string& folder, std::vector<ConfigError>* errors,
+                     const std::string& json_path = "$.data_folder") {
   std::error_code ec;
   if (std::filesystem::exists(folder, ec)) {
     if (!std::filesystem::is_directory(folder, ec)) {
-      errors->push_back({"$.data_folder", "\"" + folder +
-                                              "\" exists but is not a folder; point data_folder "
-                                              "at a folder"});
+      errors->push_back({json_path, "\"" + folder + "\" exists but is not a folder; point " +
+                                        json_path.substr(2) + " at a folder"});
       return;
     }
     if (access(folder.c_str(), R_OK | W_OK | X_OK) != 0) {
-      errors->push_back({"$.data_folder", "ferry cannot read and write \"" + folder +
-                                              "\"; give the user running ferry write permission "
-                                              "(e.g. chown) or choose another folder"});
+      errors->push_back({json_path, "ferry cannot read and write \"" + folder +
+                                        "\"; give the user running ferry write permission "
+                                        "(e.g. chown) or choose another folder"});
     }
     return;
   }
   auto ancestor = ExistingAncestor(folder);
   if (access(ancestor.c_str(), W_OK | X_OK) != 0) {
-    errors->push_back({"$.data_folder", "\"" + folder + "\" does not exist and ferry cannot create "
-                                            "it: \"" + ancestor.string() +
-                                            "\" is not writable; create the folder and give the "
-                                            "user running ferry write permission"});
+    errors->push_back({json_path, "\"" + folder + "\" does not exist and ferry cannot create "
+                                      "it: \"" + ancestor.string() +
+                                      "\" is not writable; create the folder and give the "
+                                      "user running ferry write permission"});
   }
 }
 
@@ -378,7 +484,230 @@ void CheckReadableFile(const std::string& json_path, const std::string& file,
   }
 }
 
+void ParseTargets(ObjectReader& top, bool check_filesystem, Config* config) {
+  top.EachMember("targets", [&](const std::string& name, ObjectReader& t) {
+    TargetOptions o;
+    o.name = name;
+    std::string type;
+    t.String("target_type", &type, /*required=*/true);
+    if (type == "dicomtls") {
+      o.type = TargetType::kDicom;
+      o.tls.enabled = true;
+    } else if (type == "dicom") {
+      o.type = TargetType::kDicom;
+    } else if (type == "dicomweb") {
+      o.type = TargetType::kDicomweb;
+    } else if (type == "sftp") {
+      o.type = TargetType::kSftp;
+    } else if (type == "s3") {
+      o.type = TargetType::kS3;
+    } else if (type == "folder") {
+      o.type = TargetType::kFolder;
+    } else if (!type.empty()) {
+      t.Error("target_type", fmt::format("\"{}\" is not a target type ferry supports; use one of "
+                                         "\"dicom\", \"dicomtls\", \"dicomweb\", \"sftp\", "
+                                         "\"s3\", \"folder\"",
+                                         type));
+    }
+    t.String("contact", &o.contact);
+    t.String("comment", &o.comment);
+    t.Enum<std::string>("direction", &o.direction,
+                        {{"push", "push"}, {"pull", "pull"}, {"both", "both"}});
+    t.Integer("max_parallel", &o.max_parallel, 1, 64);
+    t.Integer("timeout", &o.timeout_s, 1, 3600);
+    t.Bool("ordered", &o.ordered);
+    auto required = [&](const char* key, const std::string& value) {
+      if (value.empty()) {
+        t.Error(key, fmt::format("is required for a {} target", type));
+      }
+    };
+    switch (o.type) {
+      case TargetType::kDicom: {
+        t.String("ip", &o.ip);
+        o.port = 104;
+        t.Port("port", &o.port);
+        t.String("aet_target", &o.aet_target);
+        t.String("aet_source", &o.aet_source);
+        t.Bool("pass_sender_aet", &o.pass_sender_aet);
+        t.Bool("pass_receiver_aet", &o.pass_receiver_aet);
+        t.Integer("max_pdu", &o.max_pdu, 4096, 131072);
+        // mercure's dicomtls fields, and ferry's tls object.
+        t.String("tls_key", &o.tls.key_file);
+        t.String("tls_cert", &o.tls.certificate_file);
+        t.String("ca_cert", &o.tls.ca_file);
+        ObjectReader tls = t.Object("tls");
+        tls.Bool("enabled", &o.tls.enabled);
+        tls.String("key", &o.tls.key_file);
+        tls.String("certificate", &o.tls.certificate_file);
+        tls.String("ca", &o.tls.ca_file);
+        tls.Bool("verify_peer", &o.tls.verify_peer);
+        tls.Finish();
+        required("ip", o.ip);
+        required("aet_target", o.aet_target);
+        for (auto [key, ae] : {std::pair{"aet_target", o.aet_target},
+                               std::pair{"aet_source", o.aet_source}}) {
+          if (!ae.empty() && !ValidAeTitle(ae)) {
+            t.Error(key, fmt::format("\"{}\" is not a valid AE title; use 1 to 16 characters "
+                                     "without backslash or control characters",
+                                     ae));
+          }
+        }
+        if (check_filesystem && o.tls.enabled) {
+          for (const auto& file : {o.tls.key_file, o.tls.certificate_file, o.tls.ca_file}) {
+            if (!file.empty()) {
+              CheckReadableFile("$.targets." + name + ".tls", file, t.errors());
+            }
+          }
+        }
+        break;
+      }
+      case TargetType::kDicomweb:
+        t.String("url", &o.url);
+        t.String("qido_url_prefix", &o.qido_url_prefix);
+        t.String("wado_url_prefix", &o.wado_url_prefix);
+        t.String("stow_url_prefix", &o.stow_url_prefix);
+        t.Secret("access_token", &o.access_token);
+        t.String("http_user", &o.http_user);
+        t.Secret("http_password", &o.http_password);
+        t.Integer("batch_size", &o.batch_size, 1, 10000);
+        t.String("ca_cert", &o.tls.ca_file);
+        t.Bool("verify_tls", &o.tls.verify_peer);
+        required("url", o.url);
+        if (!o.url.empty() && !o.url.starts_with("http://") && !o.url.starts_with("https://")) {
+          t.Error("url", "must start with http:// or https://");
+        }
+        break;
+      case TargetType::kSftp:
+        t.String("host", &o.host);
+        o.port = 22;
+        t.Port("port", &o.port);
+        t.String("user", &o.user);
+        t.Secret("password", &o.password);
+        t.String("key_file", &o.key_file);
+        t.String("known_hosts_file", &o.known_hosts_file);
+        t.Bool("accept_new_host_key", &o.accept_new_host_key);
+        t.String("folder", &o.folder);
+        t.String("file_filter", &o.file_filter);
+        required("host", o.host);
+        required("user", o.user);
+        required("folder", o.folder);
+        break;
+      case TargetType::kS3:
+        t.String("region", &o.region);
+        t.String("bucket", &o.bucket);
+        t.String("prefix", &o.prefix);
+        t.Secret("access_key_id", &o.access_key_id);
+        t.Secret("secret_access_key", &o.secret_access_key);
+        t.String("endpoint_url", &o.endpoint_url);
+        t.String("ca_cert", &o.tls.ca_file);
+        t.Bool("verify_tls", &o.tls.verify_peer);
+        required("bucket", o.bucket);
+        required("region", o.region);
+        required("access_key_id", o.access_key_id);
+        required("secret_access_key", o.secret_access_key);
+        break;
+      case TargetType::kFolder:
+        t.String("folder", &o.folder);
+        t.String("file_filter", &o.file_filter);
+        required("folder", o.folder);
+        if (check_filesystem && !o.folder.empty()) {
+          CheckDataFolder(o.folder, t.errors(), "$.targets." + name + ".folder");
+        }
+        break;
+    }
+    config->targets.push_back(std::move(o));
+  });
+
+  top.EachMember("target_groups", [&](const std::string& name, ObjectReader& g) {
+    TargetGroupOptions o;
+    o.name = name;
+    g.Enum<GroupPolicy>("policy", &o.policy,
+                        {{"failover", GroupPolicy::kFailover},
+                         {"round_robin", GroupPolicy::kRoundRobin},
+                         {"least_loaded", GroupPolicy::kLeastLoaded}});
+    g.StringList("targets", &o.targets);
+    if (o.targets.empty()) {
+      g.Error("targets", "must name at least one target");
+    }
+    for (size_t i = 0; i < o.targets.size(); ++i) {
+      if (FindTarget(*config, o.targets[i]) == nullptr) {
+        g.Error(fmt::format("targets[{}]", i),
+                fmt::format("\"{}\" is not a target; define it under $.targets (a group cannot "
+                            "contain a group)",
+                            o.targets[i]));
+      }
+    }
+    if (FindTarget(*config, name) != nullptr) {
+      g.Error("policy", fmt::format("the group name \"{}\" is also a target's name; rename one "
+                                    "of them",
+                                    name));
+    }
+    config->target_groups.push_back(std::move(o));
+  });
+}
+
+void ParseDispatcher(ObjectReader& top, Config* config) {
+  DispatcherOptions& d = config->dispatcher;
+  ObjectReader r = top.Object("dispatcher");
+  r.Integer("workers", &d.workers, 1, 256);
+  r.TimeOfDay("offpeak_start", &d.offpeak_start_min);
+  r.TimeOfDay("offpeak_end", &d.offpeak_end_min);
+  ObjectReader retry = r.Object("retry");
+  retry.Seconds("initial_delay", &d.retry.initial_delay_ms, 0, 86400);
+  retry.Number("multiplier", &d.retry.multiplier, 1.0, 100.0);
+  retry.Seconds("max_delay", &d.retry.max_delay_ms, 0, 7 * 86400);
+  retry.Integer("max_attempts", &d.retry.max_attempts, 1, 1000);
+  retry.Finish();
+  r.Finish();
+}
+
+// Every target a rule names must exist, as a target or a group.
+void CheckRuleTargets(const Config& config, std::vector<ConfigError>* errors) {
+  for (const auto& rule : config.rules) {
+    for (size_t i = 0; i < rule.targets.size(); ++i) {
+      const std::string& t = rule.targets[i];
+      if (FindTarget(config, t) == nullptr && FindTargetGroup(config, t) == nullptr) {
+        errors->push_back(
+            {rule.targets.size() == 1 ? "$.rules." + rule.name + ".target"
+                                      : fmt::format("$.rules.{}.target[{}]", rule.name, i),
+             fmt::format("\"{}\" is neither a target nor a target group; define it under "
+                         "$.targets or $.target_groups, or correct the name",
+                         t)});
+      }
+    }
+  }
+}
+
 }  // namespace
+
+const TargetOptions* FindTarget(const Config& config, const std::string& name) {
+  for (const auto& t : config.targets) {
+    if (t.name == name) {
+      return &t;
+    }
+  }
+  return nullptr;
+}
+
+const TargetGroupOptions* FindTargetGroup(const Config& config, const std::string& name) {
+  for (const auto& g : config.target_groups) {
+    if (g.name == name) {
+      return &g;
+    }
+  }
+  return nullptr;
+}
+
+std::string_view TargetTypeName(TargetType type) {
+  switch (type) {
+    case TargetType::kDicom: return "dicom";
+    case TargetType::kDicomweb: return "dicomweb";
+    case TargetType::kSftp: return "sftp";
+    case TargetType::kS3: return "s3";
+    case TargetType::kFolder: return "folder";
+  }
+  return "folder";
+}
 
 Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* errors,
                    bool check_filesystem) {
@@ -531,6 +860,7 @@ Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* error
     r.Bool("notification_trigger_error", &rule.notification_trigger_error);
     r.Seconds("series_complete_grace", &rule.series_complete_grace_ms, 0, 3600);
     r.Integer("series_complete_timeout", &rule.series_complete_timeout_s, 0, 86400);
+    r.Bool("streaming", &rule.streaming);
     bool routes = rule.action == RuleAction::kRoute || rule.action == RuleAction::kBoth;
     bool processes = rule.action == RuleAction::kProcess || rule.action == RuleAction::kBoth;
     if (routes && rule.targets.empty() && !rule.disabled) {
@@ -544,6 +874,10 @@ Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* error
     }
     config.rules.push_back(std::move(rule));
   });
+
+  ParseTargets(top, check_filesystem, &config);
+  ParseDispatcher(top, &config);
+  CheckRuleTargets(config, errors);
 
   SupervisorOptions& s = config.supervisor;
   ObjectReader sup = top.Object("supervisor");

@@ -92,6 +92,92 @@ struct RuleOptions {
   // ferry additions: per-rule completion overrides (0: use the router's value).
   int series_complete_grace_ms = 0;
   int series_complete_timeout_s = 0;
+  // ferry addition: a series-level route rule sends each instance as soon as it is routed
+  // (streaming dispatch); false waits for the complete series, as mercure does.
+  bool streaming = true;
+};
+
+// One entry of `targets`, with mercure's field names so that the targets section of a
+// mercure.json loads unchanged (mercure's "dicomtls" type is "dicom" with TLS enabled). Secrets
+// (passwords, tokens, keys) may be written as "env:NAME" or "file:PATH"; they are resolved when
+// the config is loaded, so the values here are the secrets themselves.
+enum class TargetType { kDicom, kDicomweb, kSftp, kS3, kFolder };
+
+struct ClientTlsOptions {
+  bool enabled = false;
+  std::string key_file;          // PEM private key of ferry (optional: client certificate)
+  std::string certificate_file;  // PEM certificate of ferry
+  std::string ca_file;           // PEM CA certificate(s) trusted for the peer; empty: system CAs
+  bool verify_peer = true;       // check the peer's certificate
+};
+
+struct TargetOptions {
+  std::string name;
+  TargetType type = TargetType::kFolder;
+  std::string contact;
+  std::string comment;
+  std::string direction = "push";
+  // dicom
+  std::string ip;                 // host name or address; "sender": where the series came from
+  int port = 0;                   // dicom: 104 if absent; sftp: 22 if absent
+  std::string aet_target;         // called AE title
+  std::string aet_source = "FERRY";  // calling AE title
+  bool pass_sender_aet = false;   // call with the sender's AE title instead of aet_source
+  bool pass_receiver_aet = false;  // call with the AE title the series was sent to
+  int max_pdu = 131072;
+  ClientTlsOptions tls;           // dicom TLS; dicomweb/s3 use ca_file and verify_peer
+  // dicomweb
+  std::string url;
+  std::string qido_url_prefix;
+  std::string wado_url_prefix;
+  std::string stow_url_prefix;
+  std::string access_token;
+  std::string http_user;
+  std::string http_password;
+  int batch_size = 50;            // dicomweb: instances per STOW request
+  // sftp (host, port, user, password, folder) and folder (folder)
+  std::string host;
+  std::string user;
+  std::string password;
+  std::string key_file;           // sftp: private key file (instead of or besides password)
+  std::string known_hosts_file;   // sftp: empty: ~/.ssh/known_hosts
+  bool accept_new_host_key = false;  // sftp: trust and record an unknown host key
+  std::string folder;
+  std::string file_filter;        // folder/sftp: comma-separated glob patterns; empty: all
+  // s3
+  std::string region = "us-east-1";
+  std::string bucket;
+  std::string prefix;
+  std::string access_key_id;
+  std::string secret_access_key;
+  std::string endpoint_url;       // empty: https://s3.<region>.amazonaws.com
+  // ferry: dispatch behaviour
+  int max_parallel = 2;           // tasks sent to this target at the same time
+  int timeout_s = 60;             // connect / response timeout of one request
+  bool ordered = false;           // series of one study arrive in the order they were received
+};
+
+enum class GroupPolicy { kFailover, kRoundRobin, kLeastLoaded };
+
+// A named group of targets; rules name it like a target.
+struct TargetGroupOptions {
+  std::string name;
+  GroupPolicy policy = GroupPolicy::kFailover;
+  std::vector<std::string> targets;
+};
+
+struct RetryOptions {
+  int initial_delay_ms = 10000;
+  double multiplier = 2.0;
+  int max_delay_ms = 3600 * 1000;
+  int max_attempts = 10;
+};
+
+struct DispatcherOptions {
+  int workers = 4;                 // tasks sent at the same time, over all targets
+  RetryOptions retry;
+  int offpeak_start_min = 22 * 60;  // minutes after local midnight
+  int offpeak_end_min = 6 * 60;     // may be before start: the window wraps midnight
 };
 
 struct SupervisorOptions {
@@ -107,6 +193,9 @@ struct Config {
   ReceiverOptions receiver;
   RouterOptions router;
   std::vector<RuleOptions> rules;  // in the order of the file: rules are evaluated in order
+  std::vector<TargetOptions> targets;
+  std::vector<TargetGroupOptions> target_groups;
+  DispatcherOptions dispatcher;
   SupervisorOptions supervisor;
 };
 
@@ -128,6 +217,10 @@ Result<Config> LoadConfig(const std::string& path);
 // One line for operators, e.g. "ferry.json: data folder /var/lib/ferry, receiver FERRY on port
 // 11112 (durability fsync, TLS off)".
 std::string Summarize(const Config& config);
+
+const TargetOptions* FindTarget(const Config& config, const std::string& name);
+const TargetGroupOptions* FindTargetGroup(const Config& config, const std::string& name);
+std::string_view TargetTypeName(TargetType type);
 
 // The config `make run` writes on first start, with `data_folder` filled in.
 std::string DefaultConfigJson(const std::string& data_folder);
