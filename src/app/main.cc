@@ -11,6 +11,8 @@
 
 #include "app/rules_cli.h"
 #include "app/targets_cli.h"
+#include "dispatch/dispatcher.h"
+#include "dispatch/dispatcher_service.h"
 #include "app/supervisor.h"
 #include "config/config.h"
 #include "core/logging.h"
@@ -110,6 +112,33 @@ int SeriesComplete(const Config& config, const std::string& uid, const std::stri
   return 0;
 }
 
+// `ferry task retry ID`.
+int TaskRetry(const Config& config, const std::string& id) {
+  ferry::FileSystem* fs = ferry::DefaultFileSystem();
+  ferry::Spool spool(config.data_folder, "cli", fs);
+  ferry::Status s = spool.Init();
+  std::unique_ptr<ferry::Journal> journal;
+  if (s.ok()) {
+    auto opened = ferry::Journal::Open(spool.StagePath(ferry::kJournal), "cli",
+                                       ferry::RealClock(), fs);
+    if (opened) {
+      journal = std::move(*opened);
+    } else {
+      s = opened.error();
+    }
+  }
+  if (s.ok()) {
+    s = ferry::RetryTask(&spool, journal.get(), id);
+  }
+  if (!s.ok()) {
+    std::cerr << "ferry: cannot retry task " << id << ": " << s.message() << "\n";
+    return 1;
+  }
+  std::cout << "task " << id << " is queued again in " << spool.StagePath(ferry::kOutgoing)
+            << "; the dispatcher sends it now\n";
+  return 0;
+}
+
 int ConfigInit(const std::string& path, const std::string& data_folder, bool force) {
   if (!force && std::filesystem::exists(path)) {
     std::cerr << "ferry: " << path << " exists; leaving it as it is (use --force to overwrite)\n";
@@ -119,13 +148,22 @@ int ConfigInit(const std::string& path, const std::string& data_folder, bool for
   if (folder.size() > 1 && folder.back() == '/') {
     folder.pop_back();
   }
+  // The default rule copies every series into <data>/delivered; a folder target never creates
+  // its folder itself (a missing folder may be an unmounted share), so create it here.
+  std::error_code ec;
+  std::filesystem::create_directories(folder + "/delivered", ec);
+  if (ec) {
+    std::cerr << "ferry: cannot create " << folder << "/delivered: " << ec.message() << "\n";
+    return 1;
+  }
   std::ofstream out(path);
   out << ferry::DefaultConfigJson(folder);
   if (!out) {
     std::cerr << "ferry: cannot write " << path << ": " << std::strerror(errno) << "\n";
     return 1;
   }
-  std::cerr << "ferry: wrote " << path << " (data folder " << folder << ")\n";
+  std::cerr << "ferry: wrote " << path << " (data folder " << folder
+            << "; every series received is copied to " << folder << "/delivered/<task id>/)\n";
   return 0;
 }
 
@@ -148,6 +186,15 @@ int main(int argc, char** argv) {
   add_common(receiver);
   CLI::App* router = app.add_subcommand("router", "run the router service alone");
   add_common(router);
+  CLI::App* dispatcher = app.add_subcommand("dispatcher", "run the dispatcher service alone");
+  add_common(dispatcher);
+  CLI::App* task_cmd = app.add_subcommand("task", "act on tasks");
+  task_cmd->require_subcommand(1);
+  CLI::App* task_retry = task_cmd->add_subcommand(
+      "retry", "put a task from error/ back into the dispatch queue");
+  add_common(task_retry);
+  std::string task_id;
+  task_retry->add_option("id", task_id, "task id (its folder name)")->required();
 
   CLI::App* series_cmd = app.add_subcommand("series", "act on series in incoming/");
   series_cmd->require_subcommand(1);
@@ -242,7 +289,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string level = log_level.empty() ? config->log_level : log_level;
-  std::string process = serve->parsed() ? "supervisor" : router->parsed() ? "router" : "receiver";
+  std::string process = serve->parsed()        ? "supervisor"
+                        : router->parsed()     ? "router"
+                        : dispatcher->parsed() ? "dispatcher"
+                                               : "receiver";
   ferry::Status s = ferry::InitLogging(level, process);
   if (!s.ok()) {
     std::cerr << "ferry: " << s.message() << "\n";
@@ -254,6 +304,13 @@ int main(int argc, char** argv) {
   }
   if (router->parsed()) {
     return ferry::RunRouterService(*config);
+  }
+  if (dispatcher->parsed()) {
+    ferry::dicom::ConfigureDcmtkLogging(level);
+    return ferry::RunDispatcherService(*config);
+  }
+  if (task_retry->parsed()) {
+    return TaskRetry(*config, task_id);
   }
   if (complete->parsed()) {
     return SeriesComplete(*config, series_uid, "");
@@ -281,6 +338,7 @@ int main(int argc, char** argv) {
   std::vector<ferry::ServiceSpec> services = {
       {"receiver", {"ferry", "receiver", "--config", abs_config, "--log-level", level}},
       {"router", {"ferry", "router", "--config", abs_config, "--log-level", level}},
+      {"dispatcher", {"ferry", "dispatcher", "--config", abs_config, "--log-level", level}},
   };
   return ferry::RunSupervisor(*config, services);
 }

@@ -383,7 +383,8 @@ class ObjectReader {
  private:
   const Json* Get(const std::string& key, bool required) {
     known_.insert(key);
-    if (obj_ == nullptr || !obj_->contains(key)) {
+    // mercure writes null for optional fields it leaves unset: null means "the default".
+    if (obj_ == nullptr || !obj_->contains(key) || (*obj_)[key].is_null()) {
       if (required) {
         errors_->push_back({path_ + "." + key, "is required but missing"});
       }
@@ -928,11 +929,19 @@ std::string Summarize(const Config& c) {
 }
 
 std::string DefaultConfigJson(const std::string& data_folder) {
+  std::string delivered = data_folder + "/delivered";
   Json j = {
       {"data_folder", data_folder},
       {"log_level", "info"},
       {"receiver",
        {{"port", 11112}, {"ae_title", "FERRY"}, {"durability", "fsync"}, {"disk_reserve_mb", 1024}}},
+      {"targets",
+       {{"delivered", {{"target_type", "folder"}, {"folder", delivered}}}}},
+      {"rules",
+       {{"everything",
+         {{"rule", "True"},
+          {"target", "delivered"},
+          {"comment", "Copies every series to the delivered folder; replace with your own rules"}}}}},
   };
   return j.dump(2) + "\n";
 }

@@ -1,5 +1,8 @@
 #include "config/config.h"
 
+#include <fstream>
+#include <set>
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -128,6 +131,16 @@ constexpr const char* kMercureRules = R"({"data_folder": "/d", "rules": {
     "action_trigger": "study", "study_trigger_condition": "received_series",
     "study_trigger_series": "'T1' and 'T2'"},
   "mm_rest": {"rule": "True", "action": "discard", "fallback": true}
+}, "targets": {
+  "pacs": {"target_type": "dicom", "ip": "10.0.0.5", "port": "104", "aet_target": "PACS",
+    "aet_source": "MERCURE", "pass_sender_aet": false, "pass_receiver_aet": false,
+    "contact": "", "comment": "", "direction": "push"},
+  "research": {"target_type": "dicomweb", "url": "https://pacs.example/dicom-web",
+    "qido_url_prefix": null, "wado_url_prefix": null, "stow_url_prefix": null,
+    "access_token": "secret", "http_user": null, "http_password": null, "contact": "",
+    "comment": ""},
+  "archive": {"target_type": "s3", "region": "eu-central-1", "bucket": "b", "prefix": "p",
+    "access_key_id": "AK", "secret_access_key": "SK", "contact": "", "comment": ""}
 }})";
 
 TEST(ConfigTest, MercureRulesSectionLoadsInFileOrder) {
@@ -173,6 +186,101 @@ INSTANTIATE_TEST_SUITE_P(
                 "$.rules.r.priority", "\"urgent\""},
         BadCase{R"({"data_folder": "/d", "router": {"series_complete_timeout": 0}})",
                 "$.router.series_complete_timeout", "out of range"}));
+
+TEST(ConfigTest, MercureTargetsSectionLoads) {
+  std::vector<ConfigError> errors;
+  Config c = ParseConfig(kMercureRules, &errors, false);
+  ASSERT_TRUE(errors.empty()) << errors[0].path << ": " << errors[0].reason;
+  ASSERT_EQ(c.targets.size(), 3u);
+  const TargetOptions* pacs = FindTarget(c, "pacs");
+  ASSERT_NE(pacs, nullptr);
+  EXPECT_EQ(pacs->type, TargetType::kDicom);
+  EXPECT_EQ(pacs->port, 104);
+  EXPECT_EQ(pacs->aet_target, "PACS");
+  EXPECT_EQ(pacs->aet_source, "MERCURE");
+  EXPECT_EQ(FindTarget(c, "research")->access_token, "secret");
+  EXPECT_EQ(FindTarget(c, "archive")->region, "eu-central-1");
+}
+
+TEST(ConfigTest, RuleNamingAnUndefinedTargetIsAnError) {
+  std::vector<ConfigError> errors;
+  ParseConfig(R"({"data_folder": "/d", "rules": {"r": {"rule": "True", "target": "nowhere"}}})",
+              &errors, false);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].path, "$.rules.r.target");
+  EXPECT_NE(errors[0].reason.find("neither a target nor a target group"), std::string::npos);
+}
+
+TEST(ConfigTest, TargetGroupsAndDispatcher) {
+  std::vector<ConfigError> errors;
+  Config c = ParseConfig(R"({"data_folder": "/d",
+    "targets": {"a": {"target_type": "folder", "folder": "/x"},
+                "b": {"target_type": "dicomtls", "ip": "h", "port": 11112, "aet_target": "B",
+                      "tls_key": "k.pem", "tls_cert": "c.pem", "ca_cert": "ca.pem"}},
+    "target_groups": {"g": {"policy": "round_robin", "targets": ["a", "b"]}},
+    "rules": {"r": {"rule": "True", "target": ["g", "a"]}},
+    "dispatcher": {"workers": 8, "offpeak_start": "20:30", "offpeak_end": "05:00",
+                   "retry": {"initial_delay": 0.5, "multiplier": 3, "max_delay": 60,
+                             "max_attempts": 4}}})",
+                         &errors, false);
+  ASSERT_TRUE(errors.empty()) << errors[0].path << ": " << errors[0].reason;
+  ASSERT_NE(FindTargetGroup(c, "g"), nullptr);
+  EXPECT_EQ(FindTargetGroup(c, "g")->policy, GroupPolicy::kRoundRobin);
+  EXPECT_TRUE(FindTarget(c, "b")->tls.enabled);
+  EXPECT_EQ(FindTarget(c, "b")->tls.ca_file, "ca.pem");
+  EXPECT_EQ(c.dispatcher.workers, 8);
+  EXPECT_EQ(c.dispatcher.offpeak_start_min, 20 * 60 + 30);
+  EXPECT_EQ(c.dispatcher.offpeak_end_min, 5 * 60);
+  EXPECT_EQ(c.dispatcher.retry.initial_delay_ms, 500);
+  EXPECT_EQ(c.dispatcher.retry.multiplier, 3.0);
+  EXPECT_EQ(c.dispatcher.retry.max_delay_ms, 60000);
+  EXPECT_EQ(c.dispatcher.retry.max_attempts, 4);
+}
+
+TEST(ConfigTest, TargetErrorsNameThePath) {
+  std::vector<ConfigError> errors;
+  ParseConfig(R"({"data_folder": "/d", "targets": {
+      "d": {"target_type": "dicom", "port": "http", "aet_target": "WAY_TOO_LONG_AE_TITLE"},
+      "x": {"target_type": "ftp"},
+      "w": {"target_type": "dicomweb", "url": "pacs/dicom-web"}},
+    "target_groups": {"g": {"targets": ["d", "missing"]}},
+    "dispatcher": {"offpeak_start": "25:00"}})",
+              &errors, false);
+  std::set<std::string> paths;
+  for (const auto& e : errors) {
+    paths.insert(e.path);
+  }
+  EXPECT_TRUE(paths.count("$.targets.d.ip"));
+  EXPECT_TRUE(paths.count("$.targets.d.port"));
+  EXPECT_TRUE(paths.count("$.targets.d.aet_target"));
+  EXPECT_TRUE(paths.count("$.targets.x.target_type"));
+  EXPECT_TRUE(paths.count("$.targets.w.url"));
+  EXPECT_TRUE(paths.count("$.target_groups.g.targets[1]"));
+  EXPECT_TRUE(paths.count("$.dispatcher.offpeak_start"));
+}
+
+TEST(ConfigTest, SecretsFromEnvironmentAndFile) {
+  std::string file = ::testing::TempDir() + "/ferry-secret";
+  {
+    std::ofstream(file) << "from-file\n";
+  }
+  setenv("FERRY_TEST_TOKEN", "from-env", 1);
+  std::vector<ConfigError> errors;
+  Config c = ParseConfig(R"({"data_folder": "/d", "targets": {
+      "w": {"target_type": "dicomweb", "url": "http://h", "access_token": "env:FERRY_TEST_TOKEN",
+            "http_password": "file:)" + file + R"("}}})",
+                         &errors, false);
+  ASSERT_TRUE(errors.empty()) << errors[0].path << ": " << errors[0].reason;
+  EXPECT_EQ(FindTarget(c, "w")->access_token, "from-env");
+  EXPECT_EQ(FindTarget(c, "w")->http_password, "from-file");
+  unsetenv("FERRY_TEST_TOKEN");
+  ParseConfig(R"({"data_folder": "/d", "targets": {
+      "w": {"target_type": "dicomweb", "url": "http://h", "access_token": "env:FERRY_TEST_TOKEN"}}})",
+              &errors, false);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].path, "$.targets.w.access_token");
+  EXPECT_NE(errors[0].reason.find("FERRY_TEST_TOKEN"), std::string::npos);
+}
 
 TEST(ConfigTest, ReportsEveryErrorAtOnce) {
   auto errors = Errors(R"({"data_folder": "/d", "receiver": {"port": -1, "ae_title": 5,

@@ -1,6 +1,7 @@
 #include "router/router.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <random>
@@ -140,6 +141,104 @@ Status Router::PublishTask(const std::string& folder, std::string_view stage,
   std::string stage_dir = spool_->StagePath(stage);
   FERRY_RETURN_IF_ERROR(fs->Rename(folder, JoinPath(stage_dir, id)));
   return fs->SyncDir(stage_dir);
+}
+
+std::string Router::StreamMarkerPath(const std::string& series_uid) const {
+  return JoinPath(JoinPath(JoinPath(spool_->root(), "router"), "streaming"), series_uid);
+}
+
+bool Router::Streams(const Pending& p) const {
+  const SeriesDecision& d = p.decision;
+  if (d.discard || d.route_targets.empty() || !d.processing.empty() || !d.notification.empty() ||
+      !d.study.empty() || !p.forced_rule.empty()) {
+    return false;
+  }
+  for (const auto& name : d.route_rules) {
+    const RuleOptions* r = rules_->Find(name);
+    if (r == nullptr || !r->streaming) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Status Router::StartStream(const std::string& series_uid, Pending* pending) {
+  FileSystem* fs = spool_->fs();
+  if (auto existing = fs->ReadFile(StreamMarkerPath(series_uid))) {
+    pending->stream_task = *existing;  // started before a restart
+    return Status::Ok();
+  }
+  if (fs->Exists(RoutedMarkerPath(series_uid))) {
+    return Status::Ok();  // a late arrival: routed as a follow-up once complete
+  }
+  const SeriesDecision& d = pending->decision;
+  const auto& tags = pending->tags;
+  Priority priority = Priority::kNormal;
+  for (const auto& name : d.route_rules) {
+    const RuleOptions* r = rules_->Find(name);
+    if (r != nullptr && r->priority == Priority::kUrgent) {
+      priority = Priority::kUrgent;
+    }
+  }
+  TaskSpec spec;
+  spec.id = NewTaskId();
+  spec.action = "route";
+  spec.uid = series_uid;
+  spec.uid_type = "series";
+  spec.triggered_rules = d.triggered;
+  spec.applied_rule = d.route_rules.front();
+  FillFromTags(tags, &spec);
+  spec.targets = d.route_targets;
+  spec.ferry = {{"priority", PriorityName(priority)},
+                {"series_uid", series_uid},
+                {"study_uid", TagOr(tags, "StudyInstanceUID")},
+                {"streaming", true},
+                {"rules", d.route_rules},
+                {"stage", "outgoing"},
+                {"created", FormatIso8601(clock_->Now())}};
+  // The marker first: a restart then finds the task instead of starting a second stream.
+  FERRY_RETURN_IF_ERROR(fs->CreateDirs(JoinPath(JoinPath(spool_->root(), "router"), "streaming")));
+  FERRY_RETURN_IF_ERROR(spool_->WriteFileAtomic(
+      JoinPath(JoinPath(spool_->root(), "router"), "streaming"), series_uid, spec.id,
+      Durability::kFsync));
+  std::string dir = JoinPath(work_dir_, std::string(kTaskPrefix) + spec.id);
+  FERRY_RETURN_IF_ERROR(fs->CreateDirs(dir));
+  FERRY_RETURN_IF_ERROR(PublishTask(dir, kOutgoing, spec.id, BuildTaskJson(spec, kVersion)));
+  pending->stream_task = spec.id;
+  journal_->Append({"task.created", series_uid, spec.id,
+                    {{"stage", "outgoing"},
+                     {"action", "route"},
+                     {"targets", spec.targets},
+                     {"rule", spec.applied_rule},
+                     {"priority", PriorityName(priority)},
+                     {"streaming", true}}});
+  Logger("router")->info("series {}: streaming to {} as task {} while it arrives", series_uid,
+                         fmt::join(spec.targets, ", "), spec.id);
+  return Status::Ok();
+}
+
+Status Router::SealStream(const std::string& series_uid, const Pending& pending,
+                          CompletionReason reason, int instances) {
+  FileSystem* fs = spool_->fs();
+  std::string folder = spool_->SeriesPath(series_uid);
+  fs->RemoveFile(JoinPath(folder, kForceCompleteFile));
+  FERRY_RETURN_IF_ERROR(spool_->WriteFileAtomic(folder, kStreamSealedFile, pending.stream_task,
+                                                Durability::kFsync));
+  Status marked = spool_->WriteFileAtomic(JoinPath(JoinPath(spool_->root(), "router"), "routed"),
+                                          series_uid, pending.stream_task, Durability::kOs);
+  if (!marked.ok()) {
+    Logger("router")->warn("cannot record that series {} was routed: {}", series_uid,
+                           marked.ToString());
+  }
+  fs->RemoveFile(StreamMarkerPath(series_uid));
+  journal_->Append({"series.complete", series_uid, pending.stream_task,
+                    {{"reason", CompletionReasonName(reason)},
+                     {"instances", instances},
+                     {"triggered", pending.decision.triggered},
+                     {"streaming", true}}});
+  Logger("router")->info("series {} complete ({} instances, {}); task {} finishes sending it",
+                         series_uid, instances, CompletionReasonName(reason), pending.stream_task);
+  return Status::Ok();
 }
 
 Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
@@ -334,6 +433,9 @@ Result<Router::PassResult> Router::RunOnce() {
   for (const auto& uid : series) {
     auto it = pending_.find(uid);
     if (it == pending_.end()) {
+      if (spool_->fs()->Exists(JoinPath(spool_->SeriesPath(uid), kStreamSealedFile))) {
+        continue;  // complete and streamed: the dispatcher takes the folder over
+      }
       auto p = Classify(uid);
       if (!p) {
         if (p.error().code() != Status::Code::kNotFound) {
@@ -342,6 +444,14 @@ Result<Router::PassResult> Router::RunOnce() {
         continue;
       }
       it = pending_.emplace(uid, std::move(p).value()).first;
+      if (Streams(it->second)) {
+        Status started = StartStream(uid, &it->second);
+        if (!started.ok()) {
+          Logger("router")->error("series {}: cannot start streaming it ({}); it is sent when "
+                                  "complete instead",
+                                  uid, started.ToString());
+        }
+      }
     }
     auto state = spool_->ReadSeriesState(uid);
     if (!state) {
@@ -373,6 +483,17 @@ Result<Router::PassResult> Router::RunOnce() {
       if (!result.next_check || d.recheck_at < *result.next_check) {
         result.next_check = d.recheck_at;
       }
+      continue;
+    }
+    if (!it->second.stream_task.empty()) {
+      Status sealed = SealStream(uid, it->second, d.reason, state->instances);
+      if (!sealed.ok()) {
+        Logger("router")->error("cannot seal streamed series {}: {}; will retry", uid,
+                                sealed.ToString());
+        ++result.series_pending;
+        continue;
+      }
+      pending_.erase(uid);
       continue;
     }
     auto created = Route(uid, it->second, d.reason, state->instances);

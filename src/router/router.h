@@ -67,6 +67,7 @@ class Router {
     SeriesDecision decision;
     CompletionPolicy policy;
     std::string forced_rule;  // set once an operator's forced rule replaced the decision
+    std::string stream_task;  // the streaming task that sends the series while it arrives
   };
 
   Result<Pending> Classify(const std::string& series_uid);
@@ -85,6 +86,16 @@ class Router {
                      const std::string& reason, bool discard);
   static std::string StudyKey(const std::string& study_uid, const std::string& rule);
   std::string RoutedMarkerPath(const std::string& series_uid) const;
+  // Streaming dispatch: a series that only series-level route rules with `streaming` (the
+  // default) take gets its outgoing task as soon as it is classified; the dispatcher sends its
+  // instances from incoming/ while they arrive. On completion the router seals the series
+  // (kStreamSealedFile names the task) instead of claiming it, and the dispatcher takes the
+  // folder over. router/streaming/<series uid> remembers the task across restarts.
+  bool Streams(const Pending& pending) const;
+  Status StartStream(const std::string& series_uid, Pending* pending);
+  Status SealStream(const std::string& series_uid, const Pending& pending,
+                    CompletionReason reason, int instances);
+  std::string StreamMarkerPath(const std::string& series_uid) const;
 
   RouterOptions options_;
   std::shared_ptr<const RuleSet> rules_;
@@ -94,6 +105,9 @@ class Router {
   std::string work_dir_;
   std::map<std::string, Pending> pending_;  // by series uid
 };
+
+// Written into incoming/<series>/ when a streamed series is complete; holds the task id.
+inline constexpr std::string_view kStreamSealedFile = "stream.sealed";
 
 // A new task id: a random UUID (version 4), as mercure uses.
 std::string NewTaskId();

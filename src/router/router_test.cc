@@ -25,10 +25,29 @@ class RouterTest : public ::testing::Test {
   }
   void TearDown() override { fs_->RemoveTree(dir_); }
 
-  void UseRules(const std::string& rules_json) {
+  // Defines a folder target for every target the rules name. Rules stream unless they say
+  // otherwise only when `streaming` is true (most tests look at tasks built on completion).
+  void UseRules(const std::string& rules_json, bool streaming = false) {
+    nlohmann::ordered_json rules = nlohmann::ordered_json::parse(rules_json);
+    nlohmann::ordered_json targets = nlohmann::ordered_json::object();
+    for (auto& [name, rule] : rules.items()) {
+      if (!rule.contains("streaming")) {
+        rule["streaming"] = streaming;
+      }
+      std::vector<std::string> names;
+      if (rule.contains("target") && rule["target"].is_string()) {
+        names.push_back(rule["target"]);
+      } else if (rule.contains("target")) {
+        names = rule["target"].get<std::vector<std::string>>();
+      }
+      for (const auto& t : names) {
+        targets[t] = {{"target_type", "folder"}, {"folder", "/dest/" + t}};
+      }
+    }
+    nlohmann::ordered_json config = {{"data_folder", "/d"}, {"rules", rules},
+                                     {"targets", targets}};
     std::vector<ConfigError> errors;
-    Config c = ParseConfig(R"({"data_folder": "/d", "rules": )" + rules_json + "}", &errors,
-                           false);
+    Config c = ParseConfig(config.dump(), &errors, false);
     ASSERT_TRUE(errors.empty()) << errors[0].path << ": " << errors[0].reason;
     config_ = c;
     std::vector<RuleSet::Error> rule_errors;
@@ -347,7 +366,8 @@ TEST(RuleSetTest, SyntaxErrorsNameTheRuleAndColumn) {
   Config c = ParseConfig(R"({"data_folder": "/d", "rules": {
       "ok": {"rule": "True", "target": "t"},
       "broken": {"rule": "@Modality@ == ", "target": "t"},
-      "cond": {"rule": "1 if True else 2", "target": "t"}}})",
+      "cond": {"rule": "1 if True else 2", "target": "t"}},
+      "targets": {"t": {"target_type": "folder", "folder": "/t"}}})",
                          &errors, false);
   ASSERT_TRUE(errors.empty());
   std::vector<RuleSet::Error> rule_errors;
@@ -363,7 +383,8 @@ TEST(RuleSetTest, DisabledAndEmptyRulesLoadLikeMercure) {
   std::vector<ConfigError> errors;
   Config c = ParseConfig(R"({"data_folder": "/d", "rules": {
       "off": {"rule": "this is not python (", "target": "t", "disabled": true},
-      "empty": {"rule": "", "target": "t"}}})",
+      "empty": {"rule": "", "target": "t"}},
+      "targets": {"t": {"target_type": "folder", "folder": "/t"}}})",
                          &errors, false);
   ASSERT_TRUE(errors.empty());
   std::vector<RuleSet::Error> rule_errors;
@@ -393,6 +414,63 @@ TEST(TaskIdTest, LooksLikeAUuid4AndIsUnique) {
   EXPECT_EQ(a.size(), 36u);
   EXPECT_EQ(a[14], '4');
   EXPECT_NE(a, NewTaskId());
+}
+
+}  // namespace
+}  // namespace ferry
+
+namespace ferry {
+namespace {
+
+class StreamingRouterTest : public RouterTest {};
+
+TEST_F(StreamingRouterTest, RouteOnlySeriesGetsItsTaskAtFirstSightAndIsSealedOnCompletion) {
+  UseRules(R"({"ct": {"rule": "@Modality@ == 'CT'", "target": "pacs"}})", /*streaming=*/true);
+  Receive("2.1", "2.1.1", kCt);
+  auto pass = router_->RunOnce();
+  ASSERT_TRUE(pass.has_value());
+  auto tasks = Tasks(kOutgoing);
+  ASSERT_EQ(tasks.size(), 1u);
+  Json task = TaskJson(kOutgoing, tasks[0]);
+  EXPECT_EQ(task["ferry"]["streaming"], true);
+  EXPECT_EQ(task["info"]["uid"], "2.1");
+  EXPECT_EQ(task["dispatch"]["target_name"], Json::array({"pacs"}));
+  // The instances stay in incoming/ while the series arrives.
+  EXPECT_TRUE(fs_->Exists(JoinPath(spool_->SeriesPath("2.1"), "2.1.1.dcm")));
+  Receive("2.1", "2.1.2", kCt);
+  ASSERT_TRUE(router_->RunOnce().has_value());
+  EXPECT_EQ(Tasks(kOutgoing).size(), 1u);
+  ASSERT_TRUE(receiver_->MarkAssociationEnded("2.1", "a1").ok());
+  Later(std::chrono::milliseconds(3100));
+  ASSERT_TRUE(router_->RunOnce().has_value());
+  auto sealed = fs_->ReadFile(JoinPath(spool_->SeriesPath("2.1"), kStreamSealedFile));
+  ASSERT_TRUE(sealed.has_value());
+  EXPECT_EQ(*sealed, tasks[0]);
+  // A sealed series is the dispatcher's: no second task, ever.
+  Later(std::chrono::seconds(100));
+  ASSERT_TRUE(router_->RunOnce().has_value());
+  EXPECT_EQ(Tasks(kOutgoing).size(), 1u);
+  EXPECT_EQ(Events("series.complete").size(), 1u);
+}
+
+TEST_F(StreamingRouterTest, RestartedRouterReusesTheStreamingTask) {
+  UseRules(R"({"ct": {"rule": "True", "target": "pacs"}})", /*streaming=*/true);
+  Receive("2.2", "2.2.1", kCt);
+  ASSERT_TRUE(router_->RunOnce().has_value());
+  ASSERT_EQ(Tasks(kOutgoing).size(), 1u);
+  UseRules(R"({"ct": {"rule": "True", "target": "pacs"}})", /*streaming=*/true);  // restart
+  ASSERT_TRUE(router_->RunOnce().has_value());
+  EXPECT_EQ(Tasks(kOutgoing).size(), 1u);
+}
+
+TEST_F(StreamingRouterTest, ProcessingOrStreamingFalseWaitsForCompletion) {
+  UseRules(R"({"ct": {"rule": "True", "target": "pacs", "streaming": false},
+               "ai": {"rule": "True", "target": "pacs", "action": "both",
+                      "processing_module": "m"}})",
+           /*streaming=*/true);
+  Receive("2.3", "2.3.1", kCt);
+  ASSERT_TRUE(router_->RunOnce().has_value());
+  EXPECT_TRUE(Tasks(kOutgoing).empty());
 }
 
 }  // namespace

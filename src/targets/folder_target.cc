@@ -3,7 +3,6 @@
 // temporary name, fsynced and renamed, so a program watching the folder never reads a partial
 // file; `.complete` tells it the set is whole.
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "core/scoped_fd.h"
 #include "core/file_system.h"
 #include "targets/target.h"
 
@@ -19,11 +19,6 @@ namespace ferry {
 namespace {
 
 constexpr const char* kCompleteMarker = ".complete";
-
-std::string BaseName(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
 
 // Maps an errno of the destination to an outcome: a full or read-only disk may clear up; a
 // permission problem needs an operator.
@@ -37,31 +32,12 @@ Status DestinationError(int err, const std::string& what) {
   return Status::Unavailable(s.message());
 }
 
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  ~FdCloser() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-  }
-  int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
-
 Status SyncPath(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     return DestinationError(errno, "open " + path);
   }
-  FdCloser closer(fd);
+  ScopedFd closer(fd);
   if (::fsync(fd) != 0) {
     return DestinationError(errno, "fsync " + path);
   }
@@ -70,7 +46,7 @@ Status SyncPath(const std::string& path) {
 
 // Copies `from` to `dir`/`name` through a hidden temporary file.
 Status CopyAtomically(const std::string& from, const std::string& dir, const std::string& name) {
-  FdCloser in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+  ScopedFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
   if (in.get() < 0) {
     return Status::FromErrno(errno, "open " + from);
   }
@@ -79,7 +55,7 @@ Status CopyAtomically(const std::string& from, const std::string& dir, const std
     return Status::FromErrno(errno, "stat " + from);
   }
   std::string tmp = JoinPath(dir, "." + name + ".tmp");
-  FdCloser out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  ScopedFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (out.get() < 0) {
     return DestinationError(errno, "create " + tmp);
   }
@@ -111,33 +87,6 @@ Status CopyAtomically(const std::string& from, const std::string& dir, const std
   return Status::Ok();
 }
 
-// mercure's file_filter: comma-separated glob patterns matched against the file name.
-bool PassesFilter(const std::string& filter, const std::string& name) {
-  if (filter.empty()) {
-    return true;
-  }
-  size_t start = 0;
-  while (start <= filter.size()) {
-    size_t comma = filter.find(',', start);
-    std::string pattern = filter.substr(start, comma == std::string::npos ? std::string::npos
-                                                                          : comma - start);
-    while (!pattern.empty() && pattern.front() == ' ') {
-      pattern.erase(0, 1);
-    }
-    while (!pattern.empty() && pattern.back() == ' ') {
-      pattern.pop_back();
-    }
-    if (!pattern.empty() && ::fnmatch(pattern.c_str(), name.c_str(), 0) == 0) {
-      return true;
-    }
-    if (comma == std::string::npos) {
-      break;
-    }
-    start = comma + 1;
-  }
-  return false;
-}
-
 class FolderSession : public TargetSession {
  public:
   FolderSession(std::string dir, std::string filter)
@@ -151,11 +100,11 @@ class FolderSession : public TargetSession {
     for (size_t i = 0; i < instances.size(); ++i) {
       InstanceResult& r = (*results)[i];
       if (!ready.ok()) {
-        r = {IsPermanent(ready) ? Outcome::kPermanent : Outcome::kTransient, ready.message()};
+        r = FailedResult(ready);
         continue;
       }
       std::string name = BaseName(instances[i].path);
-      if (!PassesFilter(filter_, name)) {
+      if (!PassesFileFilter(filter_, name)) {
         r = {Outcome::kDelivered, "skipped by file_filter"};
         continue;
       }
@@ -164,7 +113,7 @@ class FolderSession : public TargetSession {
         r = {Outcome::kDelivered, ""};
         copied = true;
       } else {
-        r = {IsPermanent(s) ? Outcome::kPermanent : Outcome::kTransient, s.message()};
+        r = FailedResult(s);
       }
     }
     if (copied) {
@@ -182,7 +131,7 @@ class FolderSession : public TargetSession {
   Status Finish() override {
     FERRY_RETURN_IF_ERROR(EnsureDir());
     std::string marker = JoinPath(dir_, kCompleteMarker);
-    FdCloser fd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    ScopedFd fd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (fd.get() < 0) {
       return DestinationError(errno, "create " + marker);
     }
@@ -216,7 +165,7 @@ class FolderTarget : public Target {
   explicit FolderTarget(const TargetOptions& o) : Target(o) {}
 
   Result<std::unique_ptr<TargetSession>> Open(const TaskContext& task) override {
-    if (!IsSafeName(task.task_id)) {
+    if (!IsSafeTaskFolderName(task.task_id)) {
       return Status::InvalidArgument("task id '" + task.task_id + "' is not a safe folder name");
     }
     FERRY_RETURN_IF_ERROR(CheckFolder());
@@ -227,7 +176,7 @@ class FolderTarget : public Target {
   Status Check() override {
     FERRY_RETURN_IF_ERROR(CheckFolder());
     std::string probe = JoinPath(options().folder, fmt::format(".ferry-check-{}", ::getpid()));
-    FdCloser fd(::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    ScopedFd fd(::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (fd.get() < 0) {
       return DestinationError(errno, "cannot write in " + options().folder);
     }
@@ -236,11 +185,6 @@ class FolderTarget : public Target {
   }
 
  private:
-  static bool IsSafeName(const std::string& name) {
-    return !name.empty() && name != "." && name != ".." &&
-           name.find('/') == std::string::npos && name.find('\0') == std::string::npos;
-  }
-
   Status CheckFolder() const {
     struct stat st {};
     if (::stat(options().folder.c_str(), &st) != 0) {

@@ -1,5 +1,6 @@
 #include "targets/target.h"
 
+#include <fnmatch.h>
 #include <sys/stat.h>
 
 #include "dicom/instance_header.h"
@@ -33,6 +34,43 @@ std::string_view OutcomeName(Outcome outcome) {
     case Outcome::kPermanent: return "permanent failure";
   }
   return "?";
+}
+
+std::string BaseName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool PassesFileFilter(const std::string& filter, const std::string& name) {
+  if (filter.empty()) {
+    return true;
+  }
+  size_t start = 0;
+  while (start <= filter.size()) {
+    size_t comma = filter.find(',', start);
+    std::string pattern =
+        filter.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    size_t first = pattern.find_first_not_of(' ');
+    size_t last = pattern.find_last_not_of(' ');
+    pattern = first == std::string::npos ? "" : pattern.substr(first, last - first + 1);
+    if (!pattern.empty() && ::fnmatch(pattern.c_str(), name.c_str(), 0) == 0) {
+      return true;
+    }
+    if (comma == std::string::npos) {
+      break;
+    }
+    start = comma + 1;
+  }
+  return false;
+}
+
+bool IsSafeTaskFolderName(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
+
+InstanceResult FailedResult(const Status& status) {
+  return {IsPermanent(status) ? Outcome::kPermanent : Outcome::kTransient, status.message()};
 }
 
 bool IsPermanent(const Status& status) {

@@ -100,6 +100,19 @@ Result<OutgoingInstance> DescribeInstance(const std::string& path);
 
 std::string_view OutcomeName(Outcome outcome);
 
+// The file name of `path` (after the last '/').
+std::string BaseName(const std::string& path);
+
+// mercure's file_filter of folder and SFTP targets: comma-separated glob patterns matched
+// against the file name; an empty filter passes everything.
+bool PassesFileFilter(const std::string& filter, const std::string& name);
+
+// A task id that is safe as one folder name at a destination.
+bool IsSafeTaskFolderName(const std::string& name);
+
+// The result of an instance that failed with `status`: permanent or transient by IsPermanent.
+InstanceResult FailedResult(const Status& status);
+
 // True for errors that retrying cannot fix (a refused login or request, a bad configuration).
 bool IsPermanent(const Status& status);
 

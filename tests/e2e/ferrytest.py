@@ -60,6 +60,21 @@ def run(cmd, timeout=120, check=False, env=TOOL_ENV, **kw):
     return p
 
 
+def stop_process_group(proc, timeout=10):
+    """Stops a peer started with start_new_session=True: SIGTERM to its process group, then
+    SIGKILL after `timeout` seconds. Returns its exit code."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    return proc.returncode
+
+
 def echoscu(port, aec="FERRY", aet="ECHOSCU", extra=()):
     return run(["echoscu", "-aet", aet, "-aec", aec, *extra, "127.0.0.1", str(port)], timeout=60)
 

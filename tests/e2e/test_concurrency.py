@@ -8,7 +8,7 @@ import unittest
 
 import pydicom
 
-from ferrytest import (TOOL_ENV, dataset_bytes, echoscu, FerryTestCase, wait_events, wait_for)
+from ferrytest import (TOOL_ENV, dataset_bytes, echoscu, FerryTestCase, wait_events)
 
 
 def send_concurrently(port, file_lists, tool="storescu", timeout=120):

@@ -3,7 +3,6 @@ success response for survives byte-exact, nothing partial is visible, and the ne
 up staging and marks the dead associations as ended."""
 import glob
 import os
-import re
 import subprocess
 import unittest
 

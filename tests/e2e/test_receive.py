@@ -1,7 +1,6 @@
 """Receiving: C-ECHO, C-STORE into the spool, transfer syntaxes byte-exact, events, AE checks."""
 import json
 import os
-import shutil
 import unittest
 import zlib
 

@@ -15,11 +15,28 @@ RULES = {
 }
 
 
+def with_targets(workdir, rules):
+    """The config sections for `rules`, with a folder target for every target they name. The
+    rules send after completion (streaming: false): these tests look at completion."""
+    rules = {name: dict({"streaming": False}, **rule) for name, rule in rules.items()}
+    targets = {}
+    for rule in rules.values():
+        names = rule.get("target", [])
+        for t in [names] if isinstance(names, str) else names:
+            folder = os.path.join(workdir, "targets", t)
+            os.makedirs(folder, exist_ok=True)
+            targets[t] = {"target_type": "folder", "folder": folder}
+    return {"rules": rules, "targets": targets}
+
+
 class RouteTest(FerryTestCase):
+    """Tasks are created in outgoing/ and, once delivered to their folder targets, end in
+    success/: the tests look there."""
 
     def serve(self, rules=None, grace=0.5):
-        f = self.ferry(mode="serve", extra={"rules": rules or RULES,
-                                            "router": {"series_complete_grace": grace}})
+        extra = with_targets(self.workdir, rules or RULES)
+        extra["router"] = {"series_complete_grace": grace}
+        f = self.ferry(mode="serve", extra=extra)
         return f.start()
 
     def tasks(self, f, stage):
@@ -39,7 +56,7 @@ class RouteTest(FerryTestCase):
         mr_uid, mr_files = self.make_series(2, modality="MR")
         self.assertEqual(storescu(f.port, ct_files).returncode, 0)
         self.assertEqual(storescu(f.port, mr_files).returncode, 0)
-        routed = self.wait_tasks(f, "outgoing", 1)
+        routed = self.wait_tasks(f, "success", 1)
         task_id, task = next(iter(routed.items()))
         self.assertEqual(task["info"]["uid"], ct_uid)
         self.assertEqual(task["info"]["action"], "route")
@@ -47,7 +64,7 @@ class RouteTest(FerryTestCase):
         self.assertEqual(task["info"]["mrn"], "P001")
         self.assertEqual(task["info"]["sender_aet"], "STORESCU")
         self.assertEqual(task["ferry"]["complete_reason"], "associations ended")
-        folder = os.path.join(f.data, "outgoing", task_id)
+        folder = os.path.join(f.data, "success", task_id)
         self.assertEqual(len(glob.glob(os.path.join(folder, "*.dcm"))), 3)
         discarded = self.wait_tasks(f, "discard", 1)
         self.assertEqual(next(iter(discarded.values()))["info"]["uid"], mr_uid)
@@ -77,15 +94,15 @@ class RouteTest(FerryTestCase):
                                         series_description="Ax T2 FSE")
         self.assertEqual(storescu(f.port, files1).returncode, 0)
         wait_events(f, "study.series_added", 1, service="router")
-        self.assertEqual(self.tasks(f, "outgoing"), {})
+        self.assertEqual(self.tasks(f, "success"), {})
         self.assertEqual(storescu(f.port, files2).returncode, 0)
-        routed = self.wait_tasks(f, "outgoing", 1)
+        routed = self.wait_tasks(f, "success", 1)
         task_id, task = next(iter(routed.items()))
         self.assertEqual(task["info"]["uid_type"], "study")
         self.assertEqual(task["info"]["uid"], study)
         self.assertEqual(sorted(task["study"]["received_series_uid"]), sorted([uid1, uid2]))
         self.assertEqual(task["dispatch"]["target_name"], ["neuro"])
-        self.assertEqual(len(glob.glob(os.path.join(f.data, "outgoing", task_id, "*.dcm"))), 5)
+        self.assertEqual(len(glob.glob(os.path.join(f.data, "success", task_id, "*.dcm"))), 5)
         self.assertEqual(os.listdir(os.path.join(f.data, "studies")), [])
 
     def test_rule_with_runtime_error_does_not_trigger_and_is_reported(self):
@@ -103,13 +120,13 @@ class RouteTest(FerryTestCase):
         f = self.serve()
         uid, files = self.make_series(3, modality="CT")
         self.assertEqual(storescu(f.port, files[:2]).returncode, 0)
-        first = self.wait_tasks(f, "outgoing", 1)
+        first = self.wait_tasks(f, "success", 1)
         first_id = next(iter(first))
         self.assertEqual(storescu(f.port, files[2:]).returncode, 0)
-        both = self.wait_tasks(f, "outgoing", 2)
+        both = self.wait_tasks(f, "success", 2)
         second_id = next(k for k in both if k != first_id)
         self.assertEqual(both[second_id]["ferry"]["parent_task"], first_id)
-        self.assertEqual(len(glob.glob(os.path.join(f.data, "outgoing", second_id, "*.dcm"))), 1)
+        self.assertEqual(len(glob.glob(os.path.join(f.data, "success", second_id, "*.dcm"))), 1)
         follow = wait_events(f, "task.follow_up", 1, service="router")
         self.assertEqual(follow[0]["details"]["parent_task"], first_id)
 
@@ -118,10 +135,10 @@ class RouteTest(FerryTestCase):
         uid, files = self.make_series(2, modality="CT")
         self.assertEqual(storescu(f.port, files).returncode, 0)
         time.sleep(1.0)
-        self.assertEqual(self.tasks(f, "outgoing"), {})
+        self.assertEqual(self.tasks(f, "success"), {})
         p = run([FERRY_BIN, "series", "complete", uid, "--config", f.config_path])
         self.assertEqual(p.returncode, 0, p.stderr)
-        routed = self.wait_tasks(f, "outgoing", 1, timeout=10)
+        routed = self.wait_tasks(f, "success", 1, timeout=10)
         self.assertEqual(next(iter(routed.values()))["ferry"]["complete_reason"], "forced")
         p = run([FERRY_BIN, "series", "complete", "1.2.3.4", "--config", f.config_path])
         self.assertEqual(p.returncode, 1)
@@ -138,14 +155,14 @@ class RouteTest(FerryTestCase):
         p = run([FERRY_BIN, "series", "route", uid, "--rule", "research",
                  "--config", f.config_path])
         self.assertEqual(p.returncode, 0, p.stderr)
-        routed = self.wait_tasks(f, "outgoing", 1, timeout=10)
+        routed = self.wait_tasks(f, "success", 1, timeout=10)
         task = next(iter(routed.values()))
         self.assertEqual(task["dispatch"]["target_name"], ["research_pacs"])
         self.assertEqual(task["info"]["applied_rule"], "research")
         wait_events(f, "series.rule_forced", 1, service="router")
 
     def test_rules_test_shows_outcomes_and_action(self):
-        f = self.ferry(extra={"rules": RULES})
+        f = self.ferry(extra=with_targets(self.workdir, RULES))
         _, ct = self.make_series(1, modality="CT")
         _, mr = self.make_series(1, modality="MR")
         p = run([FERRY_BIN, "rules", "test", "--config", f.config_path, ct[0], mr[0]])
@@ -160,8 +177,9 @@ class RouteTest(FerryTestCase):
     def test_broken_rule_is_rejected_with_rule_name_and_column(self):
         path = self.file("broken.json")
         with open(path, "w") as fh:
-            json.dump({"data_folder": self.workdir,
-                       "rules": {"bad": {"rule": "@Modality@ ==", "target": "pacs"}}}, fh)
+            json.dump(dict(with_targets(self.workdir,
+                                        {"bad": {"rule": "@Modality@ ==", "target": "pacs"}}),
+                           data_folder=self.workdir), fh)
         p = run([FERRY_BIN, "config", "check", "--config", path])
         self.assertEqual(p.returncode, 1)
         self.assertIn("$.rules.bad.rule", p.stdout)

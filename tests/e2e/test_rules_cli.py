@@ -4,7 +4,6 @@ The first line of output is exactly `trigger`, `reject` or `error: <message>`; t
 0 for trigger and reject, 2 for an error. --explain adds lines about the tags read and why.
 """
 import json
-import os
 import unittest
 
 from ferrytest import FERRY_BIN, FerryTestCase, make_instance, run

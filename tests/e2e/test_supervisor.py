@@ -2,7 +2,6 @@
 flight, and a hung supervisor does not stop reception. Plus `ferry receiver` alone on
 SIGTERM/SIGINT."""
 import os
-import re
 import signal
 import subprocess
 import time
@@ -179,7 +178,8 @@ class SupervisorTest(FerryTestCase):
         self.assertFalse(port_open(f.port))
         sup = f.events("supervisor")
         stopped = [e["details"] for e in sup if e["event"] == "service.stopped"]
-        self.assertEqual(sorted(d["service"] for d in stopped), ["receiver", "router"], sup)
+        self.assertEqual(sorted(d["service"] for d in stopped),
+                         ["dispatcher", "receiver", "router"], sup)
         self.assertTrue(all(d["exit"] == "exited with code 0" for d in stopped), stopped)
         self.assertIn("supervisor.stopped", [e["event"] for e in sup])
         rec = [e for e in f.events() if e["event"] == "service.stopped"]

@@ -7,7 +7,7 @@ import unittest
 
 import pydicom
 
-from ferrytest import (dataset_bytes, echoscu, FerryTestCase, run, storescu, wait_events, wait_for)
+from ferrytest import (dataset_bytes, echoscu, FerryTestCase, run, storescu, wait_events)
 
 TLS_TIMEOUTS = ["-to", "10", "-ta", "10"]
 

@@ -1,0 +1,120 @@
+#include "dispatch/dispatcher_service.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+
+#include "core/logging.h"
+#include "dispatch/dispatcher.h"
+
+namespace ferry {
+
+int RunDispatcherService(const Config& config) {
+  auto log = Logger("dispatcher");
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  int sig_fd = signalfd(-1, &signals, SFD_CLOEXEC);
+  // Peers that close a connection must not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+
+  FileSystem* fs = DefaultFileSystem();
+  Spool spool(config.data_folder, "dispatcher", fs);
+  Status s = spool.Init();
+  if (!s.ok()) {
+    log->error("cannot prepare the data folder {}: {}", config.data_folder, s.ToString());
+    return 1;
+  }
+  auto journal = Journal::Open(spool.StagePath(kJournal), "dispatcher", RealClock(), fs);
+  if (!journal) {
+    log->error("{}", journal.error().ToString());
+    return 1;
+  }
+  std::map<std::string, std::unique_ptr<Target>> targets;
+  for (const auto& t : config.targets) {
+    auto target = MakeTarget(t);
+    if (!target) {
+      log->error("target {}: {}", t.name, target.error().ToString());
+      return 1;
+    }
+    targets[t.name] = std::move(*target);
+  }
+  Dispatcher dispatcher(config, std::move(targets), &spool, journal->get(), RealClock());
+  s = dispatcher.Recover();
+  if (!s.ok()) {
+    log->error("cannot recover the dispatcher's work in {}/tmp/dispatcher: {}",
+               config.data_folder, s.ToString());
+    return 1;
+  }
+
+  int in_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (in_fd >= 0) {
+    inotify_add_watch(in_fd, spool.StagePath(kOutgoing).c_str(),
+                      IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+  }
+  std::map<std::string, int> watches;  // streamed series folder -> watch
+
+  log->info("dispatching to {} target(s) with {} worker(s)", config.targets.size(),
+            config.dispatcher.workers);
+  (*journal)->Append({"service.started", "", "", {{"targets", config.targets.size()}}});
+
+  bool running = true;
+  while (running) {
+    WallTime next = dispatcher.RunOnce();
+    if (in_fd >= 0) {
+      std::vector<std::string> folders = dispatcher.StreamingFolders();
+      for (const auto& f : folders) {
+        if (watches.count(f) == 0) {
+          watches[f] = inotify_add_watch(in_fd, f.c_str(), IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+        }
+      }
+      for (auto it = watches.begin(); it != watches.end();) {
+        if (std::find(folders.begin(), folders.end(), it->first) == folders.end()) {
+          if (it->second >= 0) {
+            inotify_rm_watch(in_fd, it->second);
+          }
+          it = watches.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (!folders.empty()) {
+        // A watch set up after the last instance arrived would miss it: look once more.
+        dispatcher.RunOnce();
+      }
+    }
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - RealClock()->Now());
+    wait = std::clamp(wait + std::chrono::milliseconds(1), std::chrono::milliseconds(1),
+                      std::chrono::milliseconds(60000));
+    pollfd fds[3] = {{sig_fd, POLLIN, 0}, {dispatcher.wake_fd(), POLLIN, 0}, {in_fd, POLLIN, 0}};
+    int n = poll(fds, in_fd >= 0 ? 3 : 2, static_cast<int>(wait.count()));
+    if (n > 0 && (fds[0].revents & POLLIN)) {
+      signalfd_siginfo info;
+      if (read(sig_fd, &info, sizeof(info)) > 0) {
+        log->info("received {}; stopping", info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+      }
+      running = false;
+    }
+    if (n > 0 && (fds[1].revents & POLLIN)) {
+      dispatcher.DrainWake();
+    }
+    if (n > 0 && in_fd >= 0 && (fds[2].revents & POLLIN)) {
+      char buf[4096];
+      while (read(in_fd, buf, sizeof(buf)) > 0) {
+      }
+    }
+  }
+  dispatcher.Shutdown();
+  (*journal)->Append({"service.stopped", "", "", nlohmann::json::object()});
+  log->info("dispatcher stopped");
+  return 0;
+}
+
+}  // namespace ferry
