@@ -9,12 +9,24 @@
 namespace ferry {
 namespace {
 
+// A URL as operators may see it: "https://user:secret@host/..." loses its "user:secret@".
+std::string WithoutCredentials(const std::string& url) {
+  size_t scheme = url.find("://");
+  size_t at = url.find('@', scheme == std::string::npos ? 0 : scheme + 3);
+  size_t slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  if (scheme == std::string::npos || at == std::string::npos ||
+      (slash != std::string::npos && at > slash)) {
+    return url;
+  }
+  return url.substr(0, scheme + 3) + url.substr(at + 1);
+}
+
 std::string Describe(const TargetOptions& t) {
   switch (t.type) {
     case TargetType::kDicom:
       return fmt::format("dicom{} {}@{}:{}", t.tls.enabled ? " (TLS)" : "", t.aet_target, t.ip,
                          t.port);
-    case TargetType::kDicomweb: return "dicomweb " + t.url;
+    case TargetType::kDicomweb: return "dicomweb " + WithoutCredentials(t.url);
     case TargetType::kSftp: return fmt::format("sftp {}@{}:{}{}", t.user, t.host, t.port, t.folder);
     case TargetType::kS3:
       return fmt::format("s3 bucket {} ({})", t.bucket,
@@ -78,7 +90,8 @@ int RunTargetsSend(const Config& config, const std::string& name,
   task.task_id = fmt::format("send-{}", ::getpid());
   auto session = (*target)->Open(task);
   if (!session) {
-    out << "FAIL " << name << ": " << session.error().message() << "\n";
+    out << "FAIL " << name << " (" << (IsPermanent(session.error()) ? "permanent" : "transient")
+        << "): " << session.error().message() << "\n";
     return 1;
   }
   std::vector<InstanceResult> results;

@@ -369,9 +369,6 @@ void Dispatcher::StartJobs() {
       continue;
     }
     Active* a = active_[id].get();
-    journal_->Append({"dispatch.begin", a->series_uid, id,
-                      {{"attempt", a->attempt}, {"streaming", a->streaming},
-                       {"targets", TaskDestinations(a->task)}}});
     bool any = false;
     for (size_t i = 0; i < a->dests.size() && static_cast<int>(running_) < workers; ++i) {
       Destination& d = a->dests[i];
@@ -398,6 +395,12 @@ void Dispatcher::StartJob(Active* a, size_t index, const std::string& target_nam
   ++health_[target_name].in_flight;
   auto found = targets_.find(target_name);
   Target* target = found == targets_.end() ? nullptr : found->second.get();
+  journal_->Append({"dispatch.begin", a->series_uid, a->id,
+                    {{"target", target_name},
+                     {"destination", d.name},
+                     {"attempt", a->attempt},
+                     {"streaming", a->streaming},
+                     {"already_delivered", d.delivered.size()}}});
   std::thread t([this, a, index, target] { RunJob(a, index, target); });
   threads_[t.get_id()] = std::move(t);
 }
