@@ -922,10 +922,11 @@ Result<Config> LoadConfig(const std::string& path) {
 std::string Summarize(const Config& c) {
   return fmt::format(
       "{}: valid; data folder {}, receiver AE {} on port {} (durability {}, TLS {}, up to {} "
-      "associations)",
+      "associations), {} rule{}, {} target{}",
       c.path.empty() ? "config" : c.path, c.data_folder, c.receiver.ae_title, c.receiver.port,
       c.receiver.durability == DurabilityMode::kFsync ? "fsync" : "os",
-      c.receiver.tls.enabled ? "on" : "off", c.receiver.max_associations);
+      c.receiver.tls.enabled ? "on" : "off", c.receiver.max_associations, c.rules.size(),
+      c.rules.size() == 1 ? "" : "s", c.targets.size(), c.targets.size() == 1 ? "" : "s");
 }
 
 std::string DefaultConfigJson(const std::string& data_folder) {
