@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -143,6 +144,10 @@ Result<Dispatcher::Waiting> Dispatcher::ReadWaiting(const std::string& id) {
   }
   w.queued.not_before = ParseTime(task, "/ferry/dispatch/next_attempt_at"_json_pointer);
   w.study_uid = task.value("/ferry/study_uid"_json_pointer, std::string());
+  w.received = ParseTime(task, "/ferry/received_at"_json_pointer);
+  if (w.received == WallTime()) {
+    w.received = w.queued.created;  // a task from before ferry.received_at
+  }
   for (const auto& name : TaskDestinations(task)) {
     if (!DestinationComplete(task, name)) {
       w.pending.push_back(name);
@@ -225,7 +230,9 @@ TargetState Dispatcher::StateOf(const std::string& target) {
 
 bool Dispatcher::CanStart(const Active& a, const Destination& d, std::string* target,
                           bool commit) {
-  std::string t = ResolveGroup(d.name, commit);
+  // A stream that paused goes on where it started: choosing a group member again would split
+  // the series over several members (round robin moves on at every choice).
+  std::string t = d.parked && !d.target.empty() ? d.target : ResolveGroup(d.name, commit);
   auto found = targets_.find(t);
   if (found == targets_.end()) {
     *target = t;
@@ -236,9 +243,14 @@ bool Dispatcher::CanStart(const Active& a, const Destination& d, std::string* ta
     return false;
   }
   if (o.ordered && !a.study_uid.empty()) {
-    // Series of one study reach an ordered target in the order they were received.
+    // Series of one study reach an ordered target in the order they were received (the task
+    // id breaks ties, so that two series never go at the same time).
+    auto before = [&a](WallTime received, const std::string& id) {
+      return std::tie(received, id) < std::tie(a.received, a.id);
+    };
     for (const auto& [id, other] : active_) {
-      if (other.get() == &a || other->study_uid != a.study_uid || other->created >= a.created) {
+      if (other.get() == &a || other->study_uid != a.study_uid ||
+          !before(other->received, other->id)) {
         continue;
       }
       for (const auto& od : other->dests) {
@@ -248,7 +260,7 @@ bool Dispatcher::CanStart(const Active& a, const Destination& d, std::string* ta
       }
     }
     for (const auto& [id, w] : waiting_) {
-      if (w.study_uid == a.study_uid && w.queued.created < a.created) {
+      if (id != a.id && w.study_uid == a.study_uid && before(w.received, id)) {
         for (const auto& name : w.pending) {
           if (name == d.name || name == t) {
             return false;
@@ -290,6 +302,7 @@ bool Dispatcher::Claim(const std::string& id) {
   a->study_uid = task.value("/ferry/study_uid"_json_pointer, std::string());
   a->attempt = task.value("/ferry/dispatch/attempts"_json_pointer, 0) + 1;
   a->created = waiting_[id].queued.created;
+  a->received = waiting_[id].received;
   a->claimed = clock_->Now();
   a->sealed = !a->streaming || fs->Exists(JoinPath(dir, kStreamSealedFile));
   a->context.task_id = id;
@@ -353,8 +366,10 @@ void Dispatcher::StartJobs() {
     }
     // Claim a task only when one of its destinations can start now.
     Active probe;
+    probe.id = id;
     probe.study_uid = waiting_[id].study_uid;
     probe.created = waiting_[id].queued.created;
+    probe.received = waiting_[id].received;
     bool startable = waiting_[id].pending.empty();
     for (const auto& name : waiting_[id].pending) {
       Destination d;
@@ -647,6 +662,19 @@ void Dispatcher::FinishTask(Active* a) {
                                   [](const Destination& x) { return x.complete; });
   bool permanent = std::any_of(a->dests.begin(), a->dests.end(),
                                [](const Destination& x) { return x.permanent; });
+  if (!all_complete && (permanent || a->attempt >= config_.dispatcher.retry.max_attempts) &&
+      a->streaming && !a->sealed) {
+    // The series is still arriving. The task goes to error/ when the router seals it
+    // (UpdateStreams), with all its instances: moved now, it would leave them in incoming/,
+    // where nothing routes a sealed series.
+    if (!a->fail_when_sealed) {
+      log->warn("task {} failed; it moves to error/ once series {} is complete", a->id,
+                a->series_uid);
+    }
+    a->fail_when_sealed = true;
+    WriteTaskJson(a);
+    return;
+  }
   Json& t = a->task;
   t["ferry"]["dispatch"]["attempts"] = a->attempt;
   std::string_view stage;
@@ -740,7 +768,8 @@ Status Dispatcher::SealStream(Active* a) {
   return Status::Ok();
 }
 
-void Dispatcher::UpdateStreams() {
+void Dispatcher::UpdateStreams(bool changed) {
+  std::vector<Active*> failed;
   for (auto& [id, a] : active_) {
     if (!a->streaming || a->sealed) {
       continue;
@@ -750,9 +779,22 @@ void Dispatcher::UpdateStreams() {
       Logger("dispatcher")->error("task {}: cannot take over the complete series {}: {}", id,
                                   a->series_uid, s.ToString());
     }
+    if (a->sealed && a->fail_when_sealed &&
+        std::all_of(a->dests.begin(), a->dests.end(), [](const Destination& d) {
+          return !d.running && (d.complete || d.permanent || d.transient);
+        })) {
+      failed.push_back(a.get());  // else a destination still sends and finishes the task
+      continue;
+    }
+    if (!changed) {
+      continue;  // a parked stream restarts only on news (SealStream counts as news)
+    }
     std::lock_guard<std::mutex> lock(a->mu);
     ++a->changes;
     a->cv.notify_all();
+  }
+  for (Active* a : failed) {
+    FinishTask(a);
   }
 }
 
@@ -766,7 +808,7 @@ std::vector<std::string> Dispatcher::StreamingFolders() const {
   return folders;
 }
 
-WallTime Dispatcher::RunOnce() {
+WallTime Dispatcher::RunOnce(bool streams_changed) {
   std::vector<JobDone> done;
   std::vector<std::thread::id> finished;
   {
@@ -784,7 +826,7 @@ WallTime Dispatcher::RunOnce() {
   for (const auto& d : done) {
     HandleDone(d);
   }
-  UpdateStreams();
+  UpdateStreams(streams_changed);
   ScanOutgoing();
   StartJobs();
   WallTime now = clock_->Now();

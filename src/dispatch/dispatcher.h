@@ -63,8 +63,11 @@ class Dispatcher {
 
   // One pass: notices new tasks, ends finished jobs, starts what may start. Returns when the
   // next pass is due at the latest (a retry or the off-peak window); events come earlier
-  // through wake_fd() and the service's inotify watches.
-  WallTime RunOnce();
+  // through wake_fd() and the service's inotify watches. `streams_changed` says whether a
+  // folder of StreamingFolders() may have changed since the last pass (a watch fired or was
+  // just set up): only then does a stream that ran out of instances look again, so that it
+  // does not take its worker back from queued tasks every few hundred milliseconds.
+  WallTime RunOnce(bool streams_changed = true);
 
   // Readable when a job ended or wants attention; the service polls it and calls RunOnce.
   int wake_fd() const { return wake_fd_; }
@@ -104,9 +107,11 @@ class Dispatcher {
     bool streaming = false;
     std::string series_uid;
     bool sealed = false;
+    bool fail_when_sealed = false;  // failed while its series still arrives (FinishTask)
     std::string study_uid;
     int attempt = 1;
     WallTime created;
+    WallTime received;  // the series' first instance arrived (ferry.received_at): ordered targets
     WallTime claimed;
     TaskContext context;
     // Guards dests[*].delivered/failed (written by jobs) and `changes`.
@@ -118,6 +123,7 @@ class Dispatcher {
   struct Waiting {  // a task in outgoing/
     QueuedTask queued;
     std::string study_uid;
+    WallTime received;
     std::vector<std::string> pending;  // destinations not complete yet
   };
 
@@ -144,7 +150,7 @@ class Dispatcher {
   void RunJob(Active* a, size_t dest, Target* target);
   void HandleDone(const JobDone& done);
   void FinishTask(Active* a);
-  void UpdateStreams();
+  void UpdateStreams(bool changed);
   Status SealStream(Active* a);
   Status MoveSeriesIntoTask(const std::string& dir);
   void WriteTaskJson(Active* a);

@@ -55,9 +55,10 @@ int RunDispatcherService(const Config& config) {
   }
 
   int in_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  int outgoing_wd = -1;
   if (in_fd >= 0) {
-    inotify_add_watch(in_fd, spool.StagePath(kOutgoing).c_str(),
-                      IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+    outgoing_wd = inotify_add_watch(in_fd, spool.StagePath(kOutgoing).c_str(),
+                                    IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
   }
   std::map<std::string, int> watches;  // streamed series folder -> watch
 
@@ -66,13 +67,20 @@ int RunDispatcherService(const Config& config) {
   (*journal)->Append({"service.started", "", "", {{"targets", config.targets.size()}}});
 
   bool running = true;
+  bool streams_changed = true;  // without inotify, every pass looks at the streamed folders
   while (running) {
-    WallTime next = dispatcher.RunOnce();
+    WallTime next = dispatcher.RunOnce(streams_changed);
+    streams_changed = in_fd < 0;
     if (in_fd >= 0) {
       std::vector<std::string> folders = dispatcher.StreamingFolders();
+      bool added = false;
       for (const auto& f : folders) {
         if (watches.count(f) == 0) {
           watches[f] = inotify_add_watch(in_fd, f.c_str(), IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+          added = true;
+        }
+        if (watches[f] < 0) {
+          streams_changed = true;  // no watch (limit reached?): look at every pass instead
         }
       }
       for (auto it = watches.begin(); it != watches.end();) {
@@ -85,9 +93,9 @@ int RunDispatcherService(const Config& config) {
           ++it;
         }
       }
-      if (!folders.empty()) {
+      if (added) {
         // A watch set up after the last instance arrived would miss it: look once more.
-        dispatcher.RunOnce();
+        dispatcher.RunOnce(/*streams_changed=*/true);
       }
     }
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - RealClock()->Now());
@@ -106,8 +114,16 @@ int RunDispatcherService(const Config& config) {
       dispatcher.DrainWake();
     }
     if (n > 0 && in_fd >= 0 && (fds[2].revents & POLLIN)) {
-      char buf[4096];
-      while (read(in_fd, buf, sizeof(buf)) > 0) {
+      alignas(inotify_event) char buf[4096];
+      ssize_t len;
+      while ((len = read(in_fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < len;) {
+          const auto* event = reinterpret_cast<const inotify_event*>(buf + i);
+          if (event->wd != outgoing_wd) {
+            streams_changed = true;  // news in a streamed series folder
+          }
+          i += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+        }
       }
     }
   }

@@ -72,6 +72,10 @@ bool IsInstanceFile(const std::string& name) {
   return name.size() > 4 && name.ends_with(".dcm");
 }
 
+double EpochSeconds(WallTime t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
 }  // namespace
 
 std::string NewTaskId() {
@@ -104,6 +108,8 @@ Result<Router::Pending> Router::Classify(const std::string& series_uid) {
     return text.error();
   }
   Pending p;
+  auto written = fs->ModificationTime(JoinPath(spool_->SeriesPath(series_uid), kSeriesTagsFile));
+  p.first_arrival = written ? *written : clock_->Now();
   Json tags = Json::parse(*text, nullptr, false);
   p.tags = TagsFromJson(tags);
   if (!tags.is_object()) {
@@ -195,7 +201,8 @@ Status Router::StartStream(const std::string& series_uid, Pending* pending) {
                 {"streaming", true},
                 {"rules", d.route_rules},
                 {"stage", "outgoing"},
-                {"created", FormatIso8601(clock_->Now())}};
+                {"created", FormatIso8601(clock_->Now())},
+                {"received_at", EpochSeconds(pending->first_arrival)}};
   // The marker first: a restart then finds the task instead of starting a second stream.
   FERRY_RETURN_IF_ERROR(fs->CreateDirs(JoinPath(JoinPath(spool_->root(), "router"), "streaming")));
   FERRY_RETURN_IF_ERROR(spool_->WriteFileAtomic(
@@ -278,7 +285,8 @@ Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
                   {"study_uid", TagOr(tags, "StudyInstanceUID")},
                   {"complete_reason", CompletionReasonName(reason)},
                   {"instances", instances},
-                  {"created", FormatIso8601(clock_->Now())}};
+                  {"created", FormatIso8601(clock_->Now())},
+                  {"received_at", EpochSeconds(pending.first_arrival)}};
     if (!parent.empty()) {
       spec.ferry["parent_task"] = parent;
     }
@@ -421,6 +429,23 @@ std::vector<std::string> Router::PendingSeries() const {
 Result<Router::PassResult> Router::RunOnce() {
   PassResult result;
   FERRY_ASSIGN_OR_RETURN(std::vector<std::string> series, spool_->ListIncomingSeries());
+  // In the order the series started arriving (readdir order is arbitrary): series classified in
+  // one pass get their tasks in that order, as ordered targets expect.
+  std::vector<std::pair<WallTime, std::string>> by_arrival;
+  for (auto& uid : series) {
+    auto known = pending_.find(uid);
+    auto written =
+        known != pending_.end()
+            ? Result<WallTime>(known->second.first_arrival)
+            : spool_->fs()->ModificationTime(JoinPath(spool_->SeriesPath(uid), kSeriesTagsFile));
+    by_arrival.emplace_back(written ? *written : WallTime::max(), std::move(uid));
+  }
+  std::stable_sort(by_arrival.begin(), by_arrival.end(),
+                   [](const auto& x, const auto& y) { return x.first < y.first; });
+  series.clear();
+  for (auto& [t, uid] : by_arrival) {
+    series.push_back(std::move(uid));
+  }
   WallTime now = clock_->Now();
   // Forget decisions about series that left incoming/ some other way.
   for (auto it = pending_.begin(); it != pending_.end();) {

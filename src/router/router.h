@@ -68,6 +68,7 @@ class Router {
     CompletionPolicy policy;
     std::string forced_rule;  // set once an operator's forced rule replaced the decision
     std::string stream_task;  // the streaming task that sends the series while it arrives
+    WallTime first_arrival;   // when series.tags was written: the series' first instance
   };
 
   Result<Pending> Classify(const std::string& series_uid);

@@ -322,3 +322,35 @@ class FerryTestCase(unittest.TestCase):
                           **kw)
             files.append(path)
         return series_uid, files
+
+
+def child_pids(parent_pid, needle):
+    """Live (not zombie) children of `parent_pid` whose command line contains `needle` (bytes or
+    str), e.g. the "dispatcher" service of `ferry serve`."""
+    if isinstance(needle, str):
+        needle = needle.encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...; comm may contain spaces or parentheses.
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if int(ppid) == parent_pid and state != "Z" and needle in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def journal_time(event):
+    """The time of a journal event ("2026-11-24T20:34:26.867138Z") as seconds since the epoch."""
+    import calendar
+    stamp = event["time"].rstrip("Z")
+    whole, _, fraction = stamp.partition(".")
+    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    return seconds + (float("0." + fraction) if fraction else 0.0)
