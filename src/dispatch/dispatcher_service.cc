@@ -95,12 +95,14 @@ int RunDispatcherService(const Config& config) {
       }
       if (added) {
         // A watch set up after the last instance arrived would miss it: look once more.
-        dispatcher.RunOnce(/*streams_changed=*/true);
+        next = dispatcher.RunOnce(/*streams_changed=*/true);
       }
     }
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - RealClock()->Now());
+    // Events wake the loop; the bounded wait is the safety net against a missed one (and notices
+    // the off-peak window), at the cost of a pass every few seconds.
     wait = std::clamp(wait + std::chrono::milliseconds(1), std::chrono::milliseconds(1),
-                      std::chrono::milliseconds(60000));
+                      std::chrono::milliseconds(5000));
     pollfd fds[3] = {{sig_fd, POLLIN, 0}, {dispatcher.wake_fd(), POLLIN, 0}, {in_fd, POLLIN, 0}};
     int n = poll(fds, in_fd >= 0 ? 3 : 2, static_cast<int>(wait.count()));
     if (n > 0 && (fds[0].revents & POLLIN)) {
