@@ -35,6 +35,7 @@ test-e2e: build
 bench: deps build
 	/usr/bin/python3 bench/receive_bench.py --ferry $(BUILD)/ferry
 	/usr/bin/python3 bench/route_latency.py --ferry $(BUILD)/ferry
+	/usr/bin/python3 bench/route_bench.py --ferry $(BUILD)/ferry
 	$(BUILD)/bench/rules_bench
 
 clean:

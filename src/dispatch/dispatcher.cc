@@ -20,7 +20,7 @@ constexpr std::string_view kTaskFile = "task.json";
 constexpr std::string_view kSeriesMoveDir = ".series";
 // How long a streaming job keeps its connection open without new instances before it lets
 // another task use its slot.
-constexpr auto kStreamLinger = std::chrono::milliseconds(250);
+constexpr auto kStreamLinger = std::chrono::milliseconds(50);
 // Instances per Send call.
 constexpr size_t kBatch = 256;
 
@@ -768,7 +768,7 @@ Status Dispatcher::SealStream(Active* a) {
   return Status::Ok();
 }
 
-void Dispatcher::UpdateStreams(bool changed) {
+void Dispatcher::UpdateStreams(bool all, const std::set<std::string>& changed) {
   std::vector<Active*> failed;
   for (auto& [id, a] : active_) {
     if (!a->streaming || a->sealed) {
@@ -786,7 +786,7 @@ void Dispatcher::UpdateStreams(bool changed) {
       failed.push_back(a.get());  // else a destination still sends and finishes the task
       continue;
     }
-    if (!changed) {
+    if (!all && changed.count(spool_->SeriesPath(a->series_uid)) == 0) {
       continue;  // a parked stream restarts only on news (SealStream counts as news)
     }
     std::lock_guard<std::mutex> lock(a->mu);
@@ -808,7 +808,13 @@ std::vector<std::string> Dispatcher::StreamingFolders() const {
   return folders;
 }
 
-WallTime Dispatcher::RunOnce(bool streams_changed) {
+WallTime Dispatcher::RunOnce(bool streams_changed) { return Pass(streams_changed, {}); }
+
+WallTime Dispatcher::RunOnce(const std::set<std::string>& changed_folders) {
+  return Pass(false, changed_folders);
+}
+
+WallTime Dispatcher::Pass(bool all, const std::set<std::string>& changed) {
   std::vector<JobDone> done;
   std::vector<std::thread::id> finished;
   {
@@ -826,7 +832,7 @@ WallTime Dispatcher::RunOnce(bool streams_changed) {
   for (const auto& d : done) {
     HandleDone(d);
   }
-  UpdateStreams(streams_changed);
+  UpdateStreams(all, changed);
   ScanOutgoing();
   StartJobs();
   WallTime now = clock_->Now();

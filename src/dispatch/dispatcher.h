@@ -68,6 +68,9 @@ class Dispatcher {
   // just set up): only then does a stream that ran out of instances look again, so that it
   // does not take its worker back from queued tasks every few hundred milliseconds.
   WallTime RunOnce(bool streams_changed = true);
+  // The same, telling exactly which folders of StreamingFolders() changed: only their streams
+  // look again.
+  WallTime RunOnce(const std::set<std::string>& changed_folders);
 
   // Readable when a job ended or wants attention; the service polls it and calls RunOnce.
   int wake_fd() const { return wake_fd_; }
@@ -150,7 +153,8 @@ class Dispatcher {
   void RunJob(Active* a, size_t dest, Target* target);
   void HandleDone(const JobDone& done);
   void FinishTask(Active* a);
-  void UpdateStreams(bool changed);
+  void UpdateStreams(bool all, const std::set<std::string>& changed);
+  WallTime Pass(bool all, const std::set<std::string>& changed);
   Status SealStream(Active* a);
   Status MoveSeriesIntoTask(const std::string& dir);
   void WriteTaskJson(Active* a);

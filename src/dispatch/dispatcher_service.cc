@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "core/logging.h"
 #include "dispatch/dispatcher.h"
@@ -55,12 +56,13 @@ int RunDispatcherService(const Config& config) {
   }
 
   int in_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  int outgoing_wd = -1;
   if (in_fd >= 0) {
-    outgoing_wd = inotify_add_watch(in_fd, spool.StagePath(kOutgoing).c_str(),
-                                    IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+    inotify_add_watch(in_fd, spool.StagePath(kOutgoing).c_str(),
+                      IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
   }
   std::map<std::string, int> watches;  // streamed series folder -> watch
+  std::map<int, std::string> watched;  // watch -> streamed series folder
+  std::set<std::string> changed;       // streamed series folders with news since the last pass
 
   log->info("dispatching to {} target(s) with {} worker(s)", config.targets.size(),
             config.dispatcher.workers);
@@ -69,15 +71,19 @@ int RunDispatcherService(const Config& config) {
   bool running = true;
   bool streams_changed = true;  // without inotify, every pass looks at the streamed folders
   while (running) {
-    WallTime next = dispatcher.RunOnce(streams_changed);
+    WallTime next = streams_changed ? dispatcher.RunOnce(true) : dispatcher.RunOnce(changed);
+    changed.clear();
     streams_changed = in_fd < 0;
     if (in_fd >= 0) {
       std::vector<std::string> folders = dispatcher.StreamingFolders();
-      bool added = false;
+      std::set<std::string> added;
       for (const auto& f : folders) {
         if (watches.count(f) == 0) {
           watches[f] = inotify_add_watch(in_fd, f.c_str(), IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
-          added = true;
+          if (watches[f] >= 0) {
+            watched[watches[f]] = f;
+          }
+          added.insert(f);
         }
         if (watches[f] < 0) {
           streams_changed = true;  // no watch (limit reached?): look at every pass instead
@@ -87,15 +93,17 @@ int RunDispatcherService(const Config& config) {
         if (std::find(folders.begin(), folders.end(), it->first) == folders.end()) {
           if (it->second >= 0) {
             inotify_rm_watch(in_fd, it->second);
+            watched.erase(it->second);
           }
           it = watches.erase(it);
         } else {
           ++it;
         }
       }
-      if (added) {
-        // A watch set up after the last instance arrived would miss it: look once more.
-        next = dispatcher.RunOnce(/*streams_changed=*/true);
+      if (!added.empty()) {
+        // A watch set up after the last instance arrived would miss it: look once more (only
+        // at the new streams; the others have their watch).
+        next = dispatcher.RunOnce(added);
       }
     }
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - RealClock()->Now());
@@ -121,8 +129,9 @@ int RunDispatcherService(const Config& config) {
       while ((len = read(in_fd, buf, sizeof(buf))) > 0) {
         for (ssize_t i = 0; i < len;) {
           const auto* event = reinterpret_cast<const inotify_event*>(buf + i);
-          if (event->wd != outgoing_wd) {
-            streams_changed = true;  // news in a streamed series folder
+          auto w = watched.find(event->wd);
+          if (w != watched.end()) {
+            changed.insert(w->second);  // news in a streamed series folder
           }
           i += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
         }

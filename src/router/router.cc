@@ -170,11 +170,15 @@ bool Router::Streams(const Pending& p) const {
 
 Status Router::StartStream(const std::string& series_uid, Pending* pending) {
   FileSystem* fs = spool_->fs();
+  bool routed = fs->Exists(RoutedMarkerPath(series_uid));
   if (auto existing = fs->ReadFile(StreamMarkerPath(series_uid))) {
-    pending->stream_task = *existing;  // started before a restart
-    return Status::Ok();
+    if (!routed) {
+      pending->stream_task = *existing;  // started before a restart
+      return Status::Ok();
+    }
+    fs->RemoveFile(StreamMarkerPath(series_uid));  // left by a seal that was interrupted
   }
-  if (fs->Exists(RoutedMarkerPath(series_uid))) {
+  if (routed) {
     return Status::Ok();  // a late arrival: routed as a follow-up once complete
   }
   const SeriesDecision& d = pending->decision;
@@ -229,8 +233,14 @@ Status Router::SealStream(const std::string& series_uid, const Pending& pending,
   FileSystem* fs = spool_->fs();
   std::string folder = spool_->SeriesPath(series_uid);
   fs->RemoveFile(JoinPath(folder, kForceCompleteFile));
-  FERRY_RETURN_IF_ERROR(spool_->WriteFileAtomic(folder, kStreamSealedFile, pending.stream_task,
-                                                Durability::kFsync));
+  Status sealed = spool_->WriteFileAtomic(folder, kStreamSealedFile, pending.stream_task,
+                                          Durability::kFsync);
+  // The dispatcher takes the folder over as soon as it reads the seal, possibly before the
+  // folder's fsync here: the folder being gone means the seal was read, so it is done.
+  if (!sealed.ok() && !fs->IsDirectory(folder)) {
+    sealed = Status::Ok();
+  }
+  FERRY_RETURN_IF_ERROR(sealed);
   Status marked = spool_->WriteFileAtomic(JoinPath(JoinPath(spool_->root(), "router"), "routed"),
                                           series_uid, pending.stream_task, Durability::kOs);
   if (!marked.ok()) {
