@@ -75,6 +75,53 @@ def stop_process_group(proc, timeout=10):
     return proc.returncode
 
 
+class PeerProcess:
+    """Base of the test peers that run as a process of their own (Orthanc, s3rver): subclasses
+    set self.proc (started with start_new_session=True), self._log (its open log file) and
+    self.log_path, and call wait_started() after starting it."""
+
+    proc = None
+    _log = None
+    log_path = None
+    stop_timeout = 15
+
+    def wait_started(self, ready, name, timeout):
+        """Waits until `ready()` or the process has exited; stops it and raises with the end of
+        its log if it did not come up."""
+        try:
+            wait_for(lambda: self.proc.poll() is not None or ready(), timeout, interval=0.1,
+                     what=name)
+        except AssertionError:
+            self.stop()
+            raise AssertionError(f"{name} did not start:\n{self.log_text()[-3000:]}")
+        if self.proc.poll() is not None:
+            code = self.proc.returncode
+            self.stop()
+            raise AssertionError(f"{name} exited with {code}:\n{self.log_text()[-3000:]}")
+        return self
+
+    def stop(self, timeout=None):
+        if self.proc is None:
+            return
+        stop_process_group(self.proc, timeout or self.stop_timeout)
+        self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def log_text(self):
+        with contextlib.suppress(OSError, TypeError):
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        return ""
+
+
 def echoscu(port, aec="FERRY", aet="ECHOSCU", extra=()):
     return run(["echoscu", "-aet", aet, "-aec", aec, *extra, "127.0.0.1", str(port)], timeout=60)
 

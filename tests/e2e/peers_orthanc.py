@@ -20,7 +20,7 @@ import subprocess
 import urllib.error
 import urllib.request
 
-from ferrytest import free_port, wait_for, stop_process_group
+from ferrytest import PeerProcess, free_port, wait_for
 
 ORTHANC_BIN = os.environ.get("ORTHANC_BIN", "/usr/sbin/Orthanc")
 DICOMWEB_PLUGIN = os.environ.get("ORTHANC_DICOMWEB_PLUGIN",
@@ -32,7 +32,7 @@ def orthanc_available():
     return os.access(ORTHANC_BIN, os.X_OK) and os.path.exists(DICOMWEB_PLUGIN)
 
 
-class OrthancPeer:
+class OrthancPeer(PeerProcess):
     """One Orthanc process. `folder` must exist; Orthanc's files go to folder/orthanc-<port>/."""
 
     def __init__(self, folder, users=None, aet="ORTHANC", dicomweb=True, extra_config=None):
@@ -75,38 +75,10 @@ class OrthancPeer:
                                      stderr=subprocess.STDOUT, cwd=self.dir,
                                      start_new_session=True,
                                      env=dict(os.environ, TCP_NODELAY="1"))
-        try:
-            wait_for(lambda: self.proc.poll() is not None or self._answers(), timeout,
-                     interval=0.1, what=f"Orthanc's REST API on port {self.http_port}")
-        except AssertionError:
-            self.stop()
-            raise AssertionError(f"Orthanc did not start:\n{self.log_text()[-3000:]}")
-        if self.proc.poll() is not None:
-            code = self.proc.returncode
-            self.stop()
-            raise AssertionError(f"Orthanc exited with {code}:\n{self.log_text()[-3000:]}")
-        return self
+        return self.wait_started(self._answers, f"Orthanc's REST API on port {self.http_port}",
+                                 timeout)
 
-    def stop(self, timeout=30):
-        if self.proc is None:
-            return
-        stop_process_group(self.proc, timeout)
-        self.proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def log_text(self):
-        with contextlib.suppress(OSError):
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        return ""
+    stop_timeout = 30
 
     # -- addresses ---------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 
-from ferrytest import free_port, wait_for, stop_process_group
+from ferrytest import PeerProcess, free_port
 
 S3RVER_BIN = os.environ.get("S3RVER_BIN", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "../peers/node_modules/.bin/s3rver"))
@@ -43,7 +43,7 @@ def s3rver_available():
     return os.access(S3RVER_BIN, os.X_OK)
 
 
-class S3rverPeer:
+class S3rverPeer(PeerProcess):
     """One s3rver process. `folder` must exist; its data go to folder/s3rver-<port>/. With
     `key_file` and `cert_file` (PEM) it serves https."""
 
@@ -70,38 +70,9 @@ class S3rverPeer:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      cwd=self.dir, start_new_session=True)
-        try:
-            wait_for(lambda: self.proc.poll() is not None or self._answers(), timeout,
-                     interval=0.1, what=f"s3rver on port {self.port}")
-        except AssertionError:
-            self.stop()
-            raise AssertionError(f"s3rver did not start:\n{self.log_text()[-3000:]}")
-        if self.proc.poll() is not None:
-            code = self.proc.returncode
-            self.stop()
-            raise AssertionError(f"s3rver exited with {code}:\n{self.log_text()[-3000:]}")
-        return self
+        return self.wait_started(self._answers, f"s3rver on port {self.port}", timeout)
 
-    def stop(self, timeout=15):
-        if self.proc is None:
-            return
-        stop_process_group(self.proc, timeout)
-        self.proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def log_text(self):
-        with contextlib.suppress(OSError):
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        return ""
+    stop_timeout = 15
 
     @property
     def endpoint_url(self):
