@@ -101,21 +101,24 @@ class ObjectReader {
     *out = static_cast<Int>(value);
   }
 
-  void Number(const std::string& key, double* out, double min, double max) {
+  // A number (fractions allowed) in [min, max]; true when the key was present and valid.
+  bool Number(const std::string& key, double* out, double min, double max,
+              const char* expected = "a number") {
     const Json* v = Get(key, false);
     if (v == nullptr) {
-      return;
+      return false;
     }
     if (!v->is_number()) {
-      TypeError(key, *v, "a number");
-      return;
+      TypeError(key, *v, expected);
+      return false;
     }
     double value = v->get<double>();
     if (value < min || value > max) {
       Error(key, fmt::format("{} is out of range; use a value from {} to {}", value, min, max));
-      return;
+      return false;
     }
     *out = value;
+    return true;
   }
 
   // A TCP port as an integer or, as mercure writes it, a string of digits.
@@ -207,20 +210,10 @@ class ObjectReader {
 
   // A number of seconds (fractions allowed), stored as milliseconds.
   void Seconds(const std::string& key, int* out_ms, double min, double max) {
-    const Json* v = Get(key, false);
-    if (v == nullptr) {
-      return;
+    double seconds = 0;
+    if (Number(key, &seconds, min, max, "a number of seconds")) {
+      *out_ms = static_cast<int>(seconds * 1000.0 + 0.5);
     }
-    if (!v->is_number()) {
-      TypeError(key, *v, "a number of seconds");
-      return;
-    }
-    double value = v->get<double>();
-    if (value < min || value > max) {
-      Error(key, fmt::format("{} is out of range; use a value from {} to {}", value, min, max));
-      return;
-    }
-    *out_ms = static_cast<int>(value * 1000.0 + 0.5);
   }
 
   void StringList(const std::string& key, std::vector<std::string>* out) {

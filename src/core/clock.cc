@@ -44,4 +44,8 @@ std::string FormatCompact(WallTime t) {
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+double EpochSeconds(WallTime t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
 }  // namespace ferry

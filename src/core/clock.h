@@ -28,4 +28,7 @@ std::string FormatIso8601(WallTime t);
 // "20261124T173036Z" (UTC, seconds): sortable and safe in file names.
 std::string FormatCompact(WallTime t);
 
+// Seconds since the Unix epoch, with fractions: how task.json stores times (as mercure does).
+double EpochSeconds(WallTime t);
+
 }  // namespace ferry

@@ -16,17 +16,12 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr std::string_view kTaskFile = "task.json";
 constexpr std::string_view kSeriesMoveDir = ".series";
 // How long a streaming job keeps its connection open without new instances before it lets
 // another task use its slot.
 constexpr auto kStreamLinger = std::chrono::milliseconds(50);
 // Instances per Send call.
 constexpr size_t kBatch = 256;
-
-bool IsInstanceFile(const std::string& name) {
-  return name.size() > 4 && name.ends_with(".dcm") && name[0] != '.';
-}
 
 Priority ParsePriority(const Json& task) {
   std::string p = task.value("/ferry/priority"_json_pointer, std::string("normal"));
@@ -45,10 +40,6 @@ WallTime ParseTime(const Json& task, const Json::json_pointer& ptr) {
   }
   auto ms = static_cast<int64_t>(task.at(ptr).get<double>() * 1000.0);
   return WallTime() + std::chrono::milliseconds(ms);
-}
-
-double EpochSeconds(WallTime t) {
-  return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
 
 std::vector<std::string> TaskDestinations(const Json& task) {
@@ -303,7 +294,6 @@ bool Dispatcher::Claim(const std::string& id) {
   a->attempt = task.value("/ferry/dispatch/attempts"_json_pointer, 0) + 1;
   a->created = waiting_[id].queued.created;
   a->received = waiting_[id].received;
-  a->claimed = clock_->Now();
   a->sealed = !a->streaming || fs->Exists(JoinPath(dir, kStreamSealedFile));
   a->context.task_id = id;
   a->context.sender_address = task.value("/info/sender_address"_json_pointer, std::string());
@@ -464,7 +454,7 @@ void Dispatcher::RunJob(Active* a, size_t index, Target* target) {
       }
       std::lock_guard<std::mutex> lock(a->mu);
       for (const auto& name : *list) {
-        if (IsInstanceFile(name) && d.delivered.count(name) == 0 && d.failed.count(name) == 0 &&
+        if (IsInstanceFileName(name) && d.delivered.count(name) == 0 && d.failed.count(name) == 0 &&
             names.insert(name).second) {
           paths.push_back(JoinPath(folder, name));
         }
@@ -849,8 +839,6 @@ WallTime Dispatcher::Pass(bool all, const std::set<std::string>& changed) {
   }
   return next;
 }
-
-size_t Dispatcher::running_jobs() const { return running_; }
 
 void Dispatcher::Shutdown() {
   cancel_ = true;

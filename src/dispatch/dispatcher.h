@@ -84,8 +84,6 @@ class Dispatcher {
   // their tasks back into outgoing/ without counting an attempt.
   void Shutdown();
 
-  size_t running_jobs() const;
-  size_t queued_tasks() const { return queue_.size(); }
 
  private:
   struct Destination {
@@ -115,7 +113,6 @@ class Dispatcher {
     int attempt = 1;
     WallTime created;
     WallTime received;  // the series' first instance arrived (ferry.received_at): ordered targets
-    WallTime claimed;
     TaskContext context;
     // Guards dests[*].delivered/failed (written by jobs) and `changes`.
     std::mutex mu;

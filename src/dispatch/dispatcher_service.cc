@@ -11,18 +11,14 @@
 #include <set>
 
 #include "core/logging.h"
+#include "core/stop_signals.h"
 #include "dispatch/dispatcher.h"
 
 namespace ferry {
 
 int RunDispatcherService(const Config& config) {
   auto log = Logger("dispatcher");
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  int sig_fd = signalfd(-1, &signals, SFD_CLOEXEC);
+  int sig_fd = BlockStopSignals();
   // Peers that close a connection must not kill the process.
   signal(SIGPIPE, SIG_IGN);
 

@@ -14,7 +14,6 @@ namespace {
 
 constexpr std::string_view kClaimPrefix = "claim-";
 constexpr std::string_view kTaskPrefix = "task-";
-constexpr std::string_view kTaskFile = "task.json";
 constexpr std::string_view kPlanFile = "plan.json";
 constexpr std::string_view kStudyFile = "study.json";
 constexpr std::string_view kStudyClaimPrefix = "studyclaim-";
@@ -66,14 +65,6 @@ void FillFromTags(const rules::TagLookup::Map& tags, TaskSpec* spec) {
   spec->sender_aet = TagOr(tags, "SenderAET");
   spec->receiver_aet = TagOr(tags, "ReceiverAET");
   spec->device_serial_number = TagOr(tags, "DeviceSerialNumber");
-}
-
-bool IsInstanceFile(const std::string& name) {
-  return name.size() > 4 && name.ends_with(".dcm");
-}
-
-double EpochSeconds(WallTime t) {
-  return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
 
 }  // namespace
@@ -149,6 +140,16 @@ Status Router::PublishTask(const std::string& folder, std::string_view stage,
   return fs->SyncDir(stage_dir);
 }
 
+Priority Router::RoutePriority(const SeriesDecision& d) const {
+  for (const auto& name : d.route_rules) {
+    const RuleOptions* r = rules_->Find(name);
+    if (r != nullptr && r->priority == Priority::kUrgent) {
+      return Priority::kUrgent;  // one task for all route rules: the most urgent one counts
+    }
+  }
+  return Priority::kNormal;
+}
+
 std::string Router::StreamMarkerPath(const std::string& series_uid) const {
   return JoinPath(JoinPath(JoinPath(spool_->root(), "router"), "streaming"), series_uid);
 }
@@ -183,13 +184,7 @@ Status Router::StartStream(const std::string& series_uid, Pending* pending) {
   }
   const SeriesDecision& d = pending->decision;
   const auto& tags = pending->tags;
-  Priority priority = Priority::kNormal;
-  for (const auto& name : d.route_rules) {
-    const RuleOptions* r = rules_->Find(name);
-    if (r != nullptr && r->priority == Priority::kUrgent) {
-      priority = Priority::kUrgent;
-    }
-  }
+  Priority priority = RoutePriority(d);
   TaskSpec spec;
   spec.id = NewTaskId();
   spec.action = "route";
@@ -270,7 +265,7 @@ Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
   FERRY_ASSIGN_OR_RETURN(std::vector<std::string> entries, fs->ListDir(claim));
   std::vector<std::string> files;
   for (const auto& e : entries) {
-    if (IsInstanceFile(e) || e == kSeriesTagsFile) {
+    if (IsInstanceFileName(e) || e == kSeriesTagsFile) {
       files.push_back(e);
     }
   }
@@ -312,14 +307,7 @@ Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
     tasks.push_back({std::string(kDiscard), base_spec("discard", d.discard_rule, Priority::kNormal)});
   } else {
     if (!d.route_targets.empty()) {
-      Priority priority = Priority::kNormal;
-      for (const auto& name : d.route_rules) {
-        const RuleOptions* r = rules_->Find(name);
-        if (r != nullptr && r->priority == Priority::kUrgent) {
-          priority = Priority::kUrgent;
-        }
-      }
-      TaskSpec spec = base_spec("route", d.route_rules.front(), priority);
+      TaskSpec spec = base_spec("route", d.route_rules.front(), RoutePriority(d));
       spec.targets = d.route_targets;
       spec.ferry["rules"] = d.route_rules;
       tasks.push_back({std::string(kOutgoing), std::move(spec)});
@@ -594,7 +582,7 @@ Status Router::AddToStudy(const std::string& claim, const RuleOptions& rule,
   FERRY_ASSIGN_OR_RETURN(std::vector<std::string> entries, fs->ListDir(claim));
   for (const auto& f : entries) {
     std::string target;
-    if (IsInstanceFile(f)) {
+    if (IsInstanceFileName(f)) {
       target = f;
     } else if (f == kSeriesTagsFile) {
       target = series_uid + ".tags";
@@ -631,7 +619,7 @@ Status Router::FinishStudy(const std::string& key, const Json& state, const Rule
   int instances = 0;
   if (auto entries = fs->ListDir(claim)) {
     for (const auto& e : *entries) {
-      instances += IsInstanceFile(e) ? 1 : 0;
+      instances += IsInstanceFileName(e) ? 1 : 0;
     }
   }
   std::string rule_name = state.value("rule", std::string());
@@ -794,7 +782,7 @@ Status Router::Restore(const std::string& claim_dir) {
   FERRY_ASSIGN_OR_RETURN(std::vector<std::string> entries, fs->ListDir(claim_dir));
   int restored = 0;
   for (const auto& e : entries) {
-    if (!IsInstanceFile(e)) {
+    if (!IsInstanceFileName(e)) {
       continue;
     }
     auto added = spool_->AddInstance(uid, e.substr(0, e.size() - 4), JoinPath(claim_dir, e), tags,
@@ -886,7 +874,7 @@ Status Router::Recover() {
         std::string dir = JoinPath(work_dir_, std::string(kTaskPrefix) + id);
         FERRY_RETURN_IF_ERROR(fs->CreateDirs(dir));
         for (const auto& f : files) {
-          if (IsInstanceFile(f) || f == kSeriesTagsFile) {
+          if (IsInstanceFileName(f) || f == kSeriesTagsFile) {
             Status s = fs->Link(JoinPath(path, f), JoinPath(dir, f));
             if (!s.ok() && s.code() != Status::Code::kAlreadyExists) {
               return s;

@@ -93,6 +93,8 @@ class Router {
   // (kStreamSealedFile names the task) instead of claiming it, and the dispatcher takes the
   // folder over. router/streaming/<series uid> remembers the task across restarts.
   bool Streams(const Pending& pending) const;
+  // The priority of the one route task for all triggered route rules.
+  Priority RoutePriority(const SeriesDecision& d) const;
   Status StartStream(const std::string& series_uid, Pending* pending);
   Status SealStream(const std::string& series_uid, const Pending& pending,
                     CompletionReason reason, int instances);

@@ -10,18 +10,14 @@
 #include <set>
 
 #include "core/logging.h"
+#include "core/stop_signals.h"
 #include "router/router.h"
 
 namespace ferry {
 
 int RunRouterService(const Config& config) {
   auto log = Logger("router");
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  int sig_fd = signalfd(-1, &signals, SFD_CLOEXEC);
+  int sig_fd = BlockStopSignals();
 
   FileSystem* fs = DefaultFileSystem();
   Spool spool(config.data_folder, "router", fs);

@@ -39,6 +39,10 @@ Status CheckName(std::string_view what, std::string_view name) {
 
 }  // namespace
 
+bool IsInstanceFileName(std::string_view name) {
+  return name.size() > kDcmSuffix.size() && name.ends_with(kDcmSuffix) && name[0] != '.';
+}
+
 bool IsSafeFileName(std::string_view name) {
   if (name.empty() || name.size() > 128 || name.front() == '.') {
     return false;
@@ -313,7 +317,7 @@ Result<Spool::SeriesState> Spool::ReadSeriesState(std::string_view series_uid) {
   FERRY_ASSIGN_OR_RETURN(state.last_arrival, fs_->ModificationTime(folder));
   FERRY_ASSIGN_OR_RETURN(std::vector<std::string> entries, fs_->ListDir(folder));
   for (const auto& e : entries) {
-    if (e.size() > kDcmSuffix.size() && e.ends_with(kDcmSuffix)) {
+    if (IsInstanceFileName(e)) {
       ++state.instances;
     } else if (e == kForceCompleteFile) {
       state.forced = true;

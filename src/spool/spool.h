@@ -50,6 +50,8 @@ inline constexpr std::string_view kJournal = "journal";
 inline constexpr std::string_view kTmp = "tmp";
 
 inline constexpr std::string_view kSeriesTagsFile = "series.tags";
+// The description of a task in its folder (mercure's schema, spool/task.h).
+inline constexpr std::string_view kTaskFile = "task.json";
 inline constexpr std::string_view kAssociationsDir = "associations";
 // Written into a series folder by `ferry series complete`: the router completes it at once.
 inline constexpr std::string_view kForceCompleteFile = "force-complete";
@@ -60,6 +62,10 @@ inline constexpr std::string_view kForceRuleFile = "force-rule";
 // [A-Za-z0-9._-], not starting with '.'. UIDs and ids are checked with it before they become
 // file names, so that no sender can write outside the spool.
 bool IsSafeFileName(std::string_view name);
+
+// True for the name of an instance file in a series or task folder ("<SOP UID>.dcm"; hidden
+// temporary files excluded).
+bool IsInstanceFileName(std::string_view name);
 
 class Spool {
  public:

@@ -310,17 +310,6 @@ std::vector<InstanceResult> Classify(const HttpResponse& response,
 
 namespace {
 
-HttpClientOptions ClientOptions(const TargetOptions& o, const std::atomic<bool>* cancel) {
-  HttpClientOptions c;
-  c.timeout_s = o.timeout_s;
-  c.ca_file = o.tls.ca_file;
-  c.verify_peer = o.tls.verify_peer;
-  c.certificate_file = o.tls.certificate_file;
-  c.key_file = o.tls.key_file;
-  c.cancel = cancel;
-  return c;
-}
-
 // The base of STOW-RS requests: {url}{stow_url_prefix}.
 std::string StowBase(const TargetOptions& o) { return JoinUrl(o.url, o.stow_url_prefix); }
 
@@ -463,7 +452,7 @@ class DicomwebTarget : public Target {
       : Target(options), make_client_(std::move(make_client)) {}
 
   Result<std::unique_ptr<TargetSession>> Open(const TaskContext& task) override {
-    FERRY_ASSIGN_OR_RETURN(auto client, make_client_(ClientOptions(options(), task.cancel)));
+    FERRY_ASSIGN_OR_RETURN(auto client, make_client_(ClientOptionsFor(options(), task.cancel)));
     return std::unique_ptr<TargetSession>(
         std::make_unique<DicomwebSession>(options(), task, std::move(client)));
   }
@@ -472,7 +461,7 @@ class DicomwebTarget : public Target {
   // accepts the credentials, and stores nothing. A server that serves only STOW-RS there
   // answers 405 (method not allowed), which proves the same.
   Status Check() override {
-    FERRY_ASSIGN_OR_RETURN(auto client, make_client_(ClientOptions(options(), nullptr)));
+    FERRY_ASSIGN_OR_RETURN(auto client, make_client_(ClientOptionsFor(options(), nullptr)));
     std::string base = StowBase(options());
     HttpRequest request;
     request.url = JoinUrl(base, "studies") + "?limit=1";

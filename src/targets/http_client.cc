@@ -359,4 +359,15 @@ Result<std::unique_ptr<HttpClient>> MakeCurlHttpClient(const HttpClientOptions& 
   return std::unique_ptr<HttpClient>(std::make_unique<CurlHttpClient>(curl, options));
 }
 
+HttpClientOptions ClientOptionsFor(const TargetOptions& o, const std::atomic<bool>* cancel) {
+  HttpClientOptions c;
+  c.timeout_s = o.timeout_s;
+  c.ca_file = o.tls.ca_file;
+  c.verify_peer = o.tls.verify_peer;
+  c.certificate_file = o.tls.certificate_file;
+  c.key_file = o.tls.key_file;
+  c.cancel = cancel;
+  return c;
+}
+
 }  // namespace ferry

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/config.h"
 #include "core/result.h"
 
 namespace ferry {
@@ -91,6 +92,9 @@ struct HttpClientOptions {
   // When set, an ongoing request is aborted soon after it becomes true (ferry shuts down).
   const std::atomic<bool>* cancel = nullptr;
 };
+
+// The client options of an HTTP target (timeout and TLS settings from its config).
+HttpClientOptions ClientOptionsFor(const TargetOptions& target, const std::atomic<bool>* cancel);
 
 class HttpClient {
  public:

@@ -189,17 +189,6 @@ Status StatusOf(const HttpResponse& response, const TargetOptions& options,
 
 namespace {
 
-HttpClientOptions ClientOptions(const TargetOptions& o, const std::atomic<bool>* cancel) {
-  HttpClientOptions c;
-  c.timeout_s = o.timeout_s;
-  c.ca_file = o.tls.ca_file;
-  c.verify_peer = o.tls.verify_peer;
-  c.certificate_file = o.tls.certificate_file;
-  c.key_file = o.tls.key_file;
-  c.cancel = cancel;
-  return c;
-}
-
 Outcome OutcomeOf(const Status& s) {
   return IsPermanent(s) ? Outcome::kPermanent : Outcome::kTransient;
 }
@@ -368,7 +357,7 @@ class S3Target : public Target {
 
   Result<std::unique_ptr<TargetSession>> Open(const TaskContext& task) override {
     FERRY_ASSIGN_OR_RETURN(s3::BucketAddress address, s3::AddressOf(options()));
-    FERRY_ASSIGN_OR_RETURN(auto client, make_client_(ClientOptions(options(), task.cancel)));
+    FERRY_ASSIGN_OR_RETURN(auto client, make_client_(ClientOptionsFor(options(), task.cancel)));
     return std::unique_ptr<TargetSession>(std::make_unique<S3Session>(
         options(), std::move(address), task, std::move(client), clock_));
   }
@@ -378,7 +367,7 @@ class S3Target : public Target {
   // stores nothing.
   Status Check() override {
     FERRY_ASSIGN_OR_RETURN(s3::BucketAddress address, s3::AddressOf(options()));
-    FERRY_ASSIGN_OR_RETURN(auto client, make_client_(ClientOptions(options(), nullptr)));
+    FERRY_ASSIGN_OR_RETURN(auto client, make_client_(ClientOptionsFor(options(), nullptr)));
     HttpRequest request = SignedRequest(options(), address, "GET", address.bucket_path,
                                         {{"list-type", "2"}, {"max-keys", "0"}},
                                         std::string(s3::kEmptySha256), "", *clock_);
