@@ -20,7 +20,7 @@ build: $(BUILD)/build.ninja
 
 run: deps build
 	@$(BUILD)/ferry config init --config $(CONFIG) --data-folder $(DATA)
-	@echo "ferry: starting 'ferry serve --config $(CONFIG)'; send images with: storescu -aec FERRY localhost 11112 some.dcm"
+	@echo "ferry: starting 'ferry serve --config $(CONFIG)'; send images with: storescu -aec FERRY localhost 11112 some.dcm; REST API on http://localhost:8080/api/v1 (the first start prints the admin password)"
 	$(BUILD)/ferry serve --config $(CONFIG)
 
 test: deps build
@@ -36,6 +36,7 @@ bench: deps build
 	/usr/bin/python3 bench/receive_bench.py --ferry $(BUILD)/ferry
 	/usr/bin/python3 bench/route_latency.py --ferry $(BUILD)/ferry
 	/usr/bin/python3 bench/route_bench.py --ferry $(BUILD)/ferry
+	/usr/bin/python3 bench/bookkeeper_bench.py --ferry $(BUILD)/ferry
 	$(BUILD)/bench/rules_bench
 
 clean:

@@ -2,6 +2,7 @@
 // and wires components together. Each subcommand is one service or one tool.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,11 @@
 
 #include "app/rules_cli.h"
 #include "app/targets_cli.h"
+#include "app/user_cli.h"
+#include "bookkeeper/bookkeeper_service.h"
+#include "cleaner/cleaner_service.h"
+#include "notify/notifier_service.h"
+#include "web/web_service.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/dispatcher_service.h"
 #include "app/supervisor.h"
@@ -188,6 +194,18 @@ int main(int argc, char** argv) {
   add_common(router);
   CLI::App* dispatcher = app.add_subcommand("dispatcher", "run the dispatcher service alone");
   add_common(dispatcher);
+  CLI::App* bookkeeper = app.add_subcommand(
+      "bookkeeper", "run the bookkeeper alone (loads the event journals into the database)");
+  add_common(bookkeeper);
+  CLI::App* web = app.add_subcommand("web", "run the REST API, /metrics and /healthz alone");
+  add_common(web);
+  CLI::App* notifier = app.add_subcommand(
+      "notifier", "run the notifier alone (webhook and e-mail notifications of rules)");
+  add_common(notifier);
+  CLI::App* cleaner = app.add_subcommand(
+      "cleaner", "run the cleaner alone (deletes finished tasks after their retention)");
+  add_common(cleaner);
+  std::unique_ptr<ferry::UserCli> user_cli = ferry::AddUserCli(&app, add_common);
   CLI::App* task_cmd = app.add_subcommand("task", "act on tasks");
   task_cmd->require_subcommand(1);
   CLI::App* task_retry = task_cmd->add_subcommand(
@@ -292,6 +310,11 @@ int main(int argc, char** argv) {
   std::string process = serve->parsed()        ? "supervisor"
                         : router->parsed()     ? "router"
                         : dispatcher->parsed() ? "dispatcher"
+                        : bookkeeper->parsed() ? "bookkeeper"
+                        : web->parsed()        ? "web"
+                        : notifier->parsed()   ? "notifier"
+                        : cleaner->parsed()    ? "cleaner"
+                        : user_cli->parsed()   ? "ferry"
                                                : "receiver";
   ferry::Status s = ferry::InitLogging(level, process);
   if (!s.ok()) {
@@ -308,6 +331,21 @@ int main(int argc, char** argv) {
   if (dispatcher->parsed()) {
     ferry::dicom::ConfigureDcmtkLogging(level);
     return ferry::RunDispatcherService(*config);
+  }
+  if (bookkeeper->parsed()) {
+    return ferry::RunBookkeeperService(*config);
+  }
+  if (web->parsed()) {
+    return ferry::RunWebService(*config);
+  }
+  if (notifier->parsed()) {
+    return ferry::RunNotifierService(*config);
+  }
+  if (cleaner->parsed()) {
+    return ferry::RunCleanerService(*config);
+  }
+  if (user_cli->parsed()) {
+    return user_cli->Run(*config);
   }
   if (task_retry->parsed()) {
     return TaskRetry(*config, task_id);
@@ -335,10 +373,12 @@ int main(int argc, char** argv) {
     return code;
   }
   std::string abs_config = std::filesystem::absolute(config_path).string();
-  std::vector<ferry::ServiceSpec> services = {
-      {"receiver", {"ferry", "receiver", "--config", abs_config, "--log-level", level}},
-      {"router", {"ferry", "router", "--config", abs_config, "--log-level", level}},
-      {"dispatcher", {"ferry", "dispatcher", "--config", abs_config, "--log-level", level}},
-  };
+  std::vector<ferry::ServiceSpec> services;
+  for (const char* name : ferry::kServiceNames) {
+    const auto& chosen = config->supervisor.services;
+    if (chosen.empty() || std::find(chosen.begin(), chosen.end(), name) != chosen.end()) {
+      services.push_back({name, {"ferry", name, "--config", abs_config, "--log-level", level}});
+    }
+  }
   return ferry::RunSupervisor(*config, services);
 }

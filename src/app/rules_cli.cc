@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -89,58 +90,104 @@ Result<TagLookup::Map> ReadDicomTags(const std::string& path) {
 
 std::string Quoted(const std::string& value) { return rules::Value::StrView(value).Repr(); }
 
+RuleEvalReport Evaluate(const std::string& rule_text,
+                        const std::function<Result<TagLookup::Map>()>& read_tags, bool explain) {
+  RuleEvalReport report;
+  auto rule = CompiledRule::Compile(rule_text);
+  if (!rule) {
+    report.message = "syntax error at " + rule.error().message();
+    if (explain) {
+      report.error_position = rules::ShowErrorPosition(rule_text, rule.error().message());
+    }
+    return report;
+  }
+  auto tags = read_tags();
+  if (!tags) {
+    report.message = tags.error().message();
+    return report;
+  }
+  TagLookup lookup(*tags);
+  Evaluation e = rule->Evaluate(lookup, explain ? rules::Detail::kFull : rules::Detail::kOutcome);
+  switch (e.outcome) {
+    case Evaluation::Outcome::kTrigger:
+      report.outcome = RuleEvalReport::Outcome::kTrigger;
+      break;
+    case Evaluation::Outcome::kReject:
+      report.outcome = RuleEvalReport::Outcome::kReject;
+      break;
+    case Evaluation::Outcome::kError:
+      report.outcome = RuleEvalReport::Outcome::kError;
+      break;
+  }
+  report.message = e.message;
+  if (explain) {
+    for (const auto& [name, value] : e.tags_read) {
+      report.tags_read.push_back({name, value, value == "<missing>" && !lookup.Find(name)});
+    }
+    report.value = e.value;
+  }
+  return report;
+}
+
 }  // namespace
+
+const char* RuleEvalOutcomeName(RuleEvalReport::Outcome outcome) {
+  switch (outcome) {
+    case RuleEvalReport::Outcome::kTrigger:
+      return "trigger";
+    case RuleEvalReport::Outcome::kReject:
+      return "reject";
+    case RuleEvalReport::Outcome::kError:
+      break;
+  }
+  return "error";
+}
+
+RuleEvalReport EvaluateRuleOnTagsJson(const std::string& rule, const std::string& tags_json,
+                                      const std::string& what, bool explain) {
+  return Evaluate(rule, [&] { return ParseTags(tags_json, what); }, explain);
+}
+
+RuleEvalReport EvaluateRuleOnDicomFile(const std::string& rule, const std::string& dicom_file,
+                                       bool explain) {
+  return Evaluate(rule, [&] { return ReadDicomTags(dicom_file); }, explain);
+}
+
+int PrintRuleEvalReport(const RuleEvalReport& report, bool explain, std::ostream& out) {
+  if (report.outcome == RuleEvalReport::Outcome::kError) {
+    out << "error: " << report.message << "\n";
+  } else {
+    out << RuleEvalOutcomeName(report.outcome) << "\n";
+  }
+  if (explain) {
+    if (!report.error_position.empty()) {
+      out << report.error_position << "\n";
+    }
+    for (const auto& read : report.tags_read) {
+      out << "  read " << read.name << " = "
+          << (read.missing ? std::string("<missing>") : Quoted(read.value)) << "\n";
+    }
+    if (!report.value.empty()) {
+      out << "  value: " << report.value << "\n";
+    }
+    if (report.outcome == RuleEvalReport::Outcome::kReject) {
+      out << "  because: " << report.message << "\n";
+    }
+  }
+  return report.outcome == RuleEvalReport::Outcome::kError ? kExitError : kExitDecided;
+}
 
 int RunRulesEval(const RulesEvalOptions& options, std::ostream& out) {
   if (options.tags_file.empty() == options.dicom_file.empty()) {
     out << "error: give exactly one of --tags FILE and --dicom FILE\n";
     return kExitError;
   }
-  auto rule = CompiledRule::Compile(options.rule);
-  if (!rule) {
-    out << "error: syntax error at " << rule.error().message() << "\n";
-    if (options.explain) {
-      std::string where = rules::ShowErrorPosition(options.rule, rule.error().message());
-      if (!where.empty()) {
-        out << where << "\n";
-      }
-    }
-    return kExitError;
-  }
-  auto tags = options.tags_file.empty() ? ReadDicomTags(options.dicom_file)
-                                        : ReadTagsFile(options.tags_file);
-  if (!tags) {
-    out << "error: " << tags.error().message() << "\n";
-    return kExitError;
-  }
-  TagLookup lookup(*tags);
-  Evaluation e =
-      rule->Evaluate(lookup, options.explain ? rules::Detail::kFull : rules::Detail::kOutcome);
-  switch (e.outcome) {
-    case Evaluation::Outcome::kTrigger:
-      out << "trigger\n";
-      break;
-    case Evaluation::Outcome::kReject:
-      out << "reject\n";
-      break;
-    case Evaluation::Outcome::kError:
-      out << "error: " << e.message << "\n";
-      break;
-  }
-  if (options.explain) {
-    for (const auto& [name, value] : e.tags_read) {
-      out << "  read " << name << " = "
-          << (value == "<missing>" && !lookup.Find(name) ? std::string("<missing>") : Quoted(value))
-          << "\n";
-    }
-    if (!e.value.empty()) {
-      out << "  value: " << e.value << "\n";
-    }
-    if (e.outcome == Evaluation::Outcome::kReject) {
-      out << "  because: " << e.message << "\n";
-    }
-  }
-  return e.outcome == Evaluation::Outcome::kError ? kExitError : kExitDecided;
+  RuleEvalReport report =
+      options.tags_file.empty()
+          ? EvaluateRuleOnDicomFile(options.rule, options.dicom_file, options.explain)
+          : Evaluate(options.rule, [&] { return ReadTagsFile(options.tags_file); },
+                     options.explain);
+  return PrintRuleEvalReport(report, options.explain, out);
 }
 
 int RunRulesEval(const std::string& rule, const std::string& tags_file,

@@ -29,6 +29,40 @@ struct RulesEvalOptions {
 // Writes the result to `out` and returns the exit code (0 or 2).
 int RunRulesEval(const RulesEvalOptions& options, std::ostream& out);
 
+// What `ferry rules eval` decided, as data (the REST API returns it as JSON).
+struct RuleEvalReport {
+  enum class Outcome { kTrigger, kReject, kError };
+  struct TagRead {
+    std::string name;
+    std::string value;     // as the series has it
+    bool missing = false;  // the series does not have the tag
+  };
+
+  Outcome outcome = Outcome::kError;
+  // kError: what went wrong ("syntax error at column 3: ...", a run-time error, unreadable or
+  // malformed tags). kReject: why the rule did not trigger.
+  std::string message;
+  // Syntax errors, with `explain`: the rule's line and a caret under the column.
+  std::string error_position;
+  // With `explain`: the tags the rule read, in order, and Python's repr() of its value.
+  std::vector<TagRead> tags_read;
+  std::string value;
+};
+
+// Evaluates `rule` on tags given as JSON text in mercure's .tags form; `what` names the source
+// in error messages ("tags file /x/series.tags").
+RuleEvalReport EvaluateRuleOnTagsJson(const std::string& rule, const std::string& tags_json,
+                                      const std::string& what, bool explain);
+
+// Evaluates `rule` on the tags of a DICOM file, read as the receiver reads them.
+RuleEvalReport EvaluateRuleOnDicomFile(const std::string& rule, const std::string& dicom_file,
+                                       bool explain);
+
+// Writes a report exactly as `ferry rules eval` prints it; returns the exit code (0 or 2).
+int PrintRuleEvalReport(const RuleEvalReport& report, bool explain, std::ostream& out);
+
+const char* RuleEvalOutcomeName(RuleEvalReport::Outcome outcome);  // "trigger", ...
+
 // The same, on standard output.
 int RunRulesEval(const std::string& rule, const std::string& tags_file,
                  const std::string& dicom_file, bool explain);

@@ -12,6 +12,7 @@
 
 #include "core/logging.h"
 #include "journal/journal.h"
+#include "spool/control.h"
 #include "spool/spool.h"
 
 namespace ferry {
@@ -26,7 +27,38 @@ struct Child {
   std::optional<Steady::time_point> restart_at;
   int backoff_s = 0;
   int restarts = 0;
+  WallTime started_wall;
+  std::string last_exit;  // how the last run ended, empty before the first exit
 };
+
+// <data>/run/services.json: the live view of the services for `ferry web` (status, /metrics).
+void WriteStatus(Spool* spool, const std::vector<Child>& children, bool stopping) {
+  nlohmann::json services = nlohmann::json::object();
+  for (const auto& c : children) {
+    nlohmann::json s = {{"pid", c.pid},
+                        {"state", c.pid > 0     ? (stopping ? "stopping" : "running")
+                                  : stopping    ? "stopped"
+                                                : "restarting"},
+                        {"restarts", c.restarts},
+                        {"last_exit", c.last_exit}};
+    if (c.pid > 0) {
+      s["started_at"] = FormatIso8601(c.started_wall);
+    }
+    services[c.spec.name] = std::move(s);
+  }
+  nlohmann::json status = {{"supervisor_pid", getpid()},
+                           {"updated_at", FormatIso8601(RealClock()->Now())},
+                           {"services", std::move(services)}};
+  std::string dir = JoinPath(spool->root(), kRunDir);
+  Status s = spool->fs()->CreateDirs(dir);
+  if (s.ok()) {
+    s = spool->WriteFileAtomic(dir, kServicesStatusFile, status.dump(2) + "\n", Durability::kOs);
+  }
+  if (!s.ok()) {
+    Logger("supervisor")->warn("cannot write the service status file in {}: {}", dir,
+                               s.ToString());
+  }
+}
 
 pid_t Spawn(const ServiceSpec& spec, const sigset_t& blocked) {
   pid_t pid = fork();
@@ -92,8 +124,13 @@ int RunSupervisor(const Config& config, const std::vector<ServiceSpec>& services
   (*journal)->Append({"supervisor.started", "", "", {{"services", services.size()}}});
 
   bool stopping = false;
+  bool status_changed = true;
   Steady::time_point stop_deadline;
   for (;;) {
+    if (status_changed) {
+      WriteStatus(&spool, children, stopping);
+      status_changed = false;
+    }
     auto now = Steady::now();
     if (!stopping) {
       for (auto& c : children) {
@@ -101,6 +138,8 @@ int RunSupervisor(const Config& config, const std::vector<ServiceSpec>& services
           c.restart_at.reset();
           c.pid = Spawn(c.spec, sigs);
           c.started = now;
+          c.started_wall = RealClock()->Now();
+          status_changed = true;
           if (c.pid < 0) {
             log->error("cannot fork service {}: {}; retrying in {} s", c.spec.name,
                        std::strerror(errno), c.backoff_s);
@@ -138,6 +177,7 @@ int RunSupervisor(const Config& config, const std::vector<ServiceSpec>& services
         log->info("received {}; stopping {} service(s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                   children.size());
         stopping = true;
+        status_changed = true;
         stop_deadline = Steady::now() + std::chrono::seconds(opt.shutdown_timeout_s);
         for (auto& c : children) {
           if (c.pid > 0) {
@@ -159,6 +199,8 @@ int RunSupervisor(const Config& config, const std::vector<ServiceSpec>& services
           continue;
         }
         c.pid = 0;
+        c.last_exit = DescribeExit(status);
+        status_changed = true;
         auto uptime = Steady::now() - c.started;
         auto uptime_s = std::chrono::duration_cast<std::chrono::seconds>(uptime).count();
         if (stopping) {
@@ -185,6 +227,7 @@ int RunSupervisor(const Config& config, const std::vector<ServiceSpec>& services
       }
     }
   }
+  WriteStatus(&spool, children, stopping);
   (*journal)->Append({"supervisor.stopped", "", "", nlohmann::json::object()});
   log->info("all services stopped");
   return 0;

@@ -640,19 +640,102 @@ void ParseTargets(ObjectReader& top, bool check_filesystem, Config* config) {
   });
 }
 
+void ParseRetry(ObjectReader& parent, RetryOptions* retry_options) {
+  ObjectReader retry = parent.Object("retry");
+  retry.Seconds("initial_delay", &retry_options->initial_delay_ms, 0, 86400);
+  retry.Number("multiplier", &retry_options->multiplier, 1.0, 100.0);
+  retry.Seconds("max_delay", &retry_options->max_delay_ms, 0, 7 * 86400);
+  retry.Integer("max_attempts", &retry_options->max_attempts, 1, 1000);
+  retry.Finish();
+}
+
 void ParseDispatcher(ObjectReader& top, Config* config) {
   DispatcherOptions& d = config->dispatcher;
   ObjectReader r = top.Object("dispatcher");
   r.Integer("workers", &d.workers, 1, 256);
   r.TimeOfDay("offpeak_start", &d.offpeak_start_min);
   r.TimeOfDay("offpeak_end", &d.offpeak_end_min);
-  ObjectReader retry = r.Object("retry");
-  retry.Seconds("initial_delay", &d.retry.initial_delay_ms, 0, 86400);
-  retry.Number("multiplier", &d.retry.multiplier, 1.0, 100.0);
-  retry.Seconds("max_delay", &d.retry.max_delay_ms, 0, 7 * 86400);
-  retry.Integer("max_attempts", &d.retry.max_attempts, 1, 1000);
-  retry.Finish();
+  ParseRetry(r, &d.retry);
   r.Finish();
+}
+
+void ParseServices(ObjectReader& top, bool check_filesystem, Config* config,
+                   std::vector<ConfigError>* errors) {
+  BookkeeperOptions& b = config->bookkeeper;
+  ObjectReader book = top.Object("bookkeeper");
+  book.Secret("database", &b.database);
+  if (!b.database.empty() && !b.database.starts_with("sqlite:") &&
+      !b.database.starts_with("postgresql://") && !b.database.starts_with("postgres://")) {
+    book.Error("database", "is neither \"sqlite:PATH\" nor a PostgreSQL URI "
+                           "(\"postgresql://user:password@host:5432/ferry\"); leave it empty "
+                           "for the SQLite file in the data folder");
+  }
+  book.Integer("batch_size", &b.batch_size, 1, 100000);
+  book.Integer("poll_interval_ms", &b.poll_interval_ms, 10, 60000);
+  book.Integer("reconnect_max", &b.reconnect_max_s, 1, 3600);
+  book.Finish();
+
+  WebOptions& w = config->web;
+  ObjectReader web = top.Object("web");
+  web.String("host", &w.host);
+  web.Port("port", &w.port);
+  web.Integer("session_timeout", &w.session_timeout_s, 1, 30 * 86400);
+  web.Integer("threads", &w.threads, 1, 256);
+  ObjectReader wtls = web.Object("tls");
+  wtls.Bool("enabled", &w.tls.enabled);
+  wtls.String("certificate", &w.tls.certificate_file);
+  wtls.String("key", &w.tls.key_file);
+  if (w.tls.enabled) {
+    if (w.tls.certificate_file.empty()) {
+      wtls.Error("certificate", "is required when TLS is enabled; give the PEM certificate file");
+    }
+    if (w.tls.key_file.empty()) {
+      wtls.Error("key", "is required when TLS is enabled; give the PEM private key file");
+    }
+    if (check_filesystem) {
+      for (auto [key, file] : {std::pair{"certificate", w.tls.certificate_file},
+                               std::pair{"key", w.tls.key_file}}) {
+        if (!file.empty()) {
+          CheckReadableFile(std::string("$.web.tls.") + key, file, errors);
+        }
+      }
+    }
+  }
+  wtls.Finish();
+  web.Finish();
+
+  NotificationOptions& n = config->notifications;
+  ObjectReader notify = top.Object("notifications");
+  ObjectReader smtp = notify.Object("smtp");
+  smtp.String("host", &n.smtp.host);
+  smtp.Port("port", &n.smtp.port);
+  smtp.Bool("starttls", &n.smtp.starttls);
+  smtp.String("user", &n.smtp.user);
+  smtp.Secret("password", &n.smtp.password);
+  smtp.String("from", &n.smtp.from);
+  smtp.Bool("verify_tls", &n.smtp.verify_tls);
+  smtp.String("ca_cert", &n.smtp.ca_file);
+  smtp.Finish();
+  notify.Integer("timeout", &n.timeout_s, 1, 3600);
+  notify.Bool("phi_notifications", &n.phi_notifications);
+  ParseRetry(notify, &n.retry);
+  notify.Finish();
+
+  CleanerOptions& c = config->cleaner;
+  ObjectReader clean = top.Object("cleaner");
+  clean.Integer("retention", &c.retention_s, 0, int64_t{3650} * 86400);
+  clean.Integer("error_retention", &c.error_retention_s, 0, int64_t{3650} * 86400);
+  clean.TimeOfDay("offpeak_start", &c.offpeak_start_min);
+  clean.TimeOfDay("offpeak_end", &c.offpeak_end_min);
+  clean.Integer("emergency_threshold", &c.emergency_threshold_percent, 1, 100);
+  clean.Integer("low_water", &c.low_water_percent, 1, 100);
+  clean.Integer("interval", &c.interval_s, 1, 86400);
+  if (c.low_water_percent >= c.emergency_threshold_percent) {
+    clean.Error("low_water", fmt::format("({}%) must be below emergency_threshold ({}%), or "
+                                         "emergency deletion would never stop",
+                                         c.low_water_percent, c.emergency_threshold_percent));
+  }
+  clean.Finish();
 }
 
 // Every target a rule names must exist, as a target or a group.
@@ -701,6 +784,13 @@ std::string_view TargetTypeName(TargetType type) {
     case TargetType::kFolder: return "folder";
   }
   return "folder";
+}
+
+std::string DatabaseUri(const Config& config) {
+  if (!config.bookkeeper.database.empty()) {
+    return config.bookkeeper.database;
+  }
+  return "sqlite:" + config.data_folder + "/ferry.db";
 }
 
 Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* errors,
@@ -871,10 +961,22 @@ Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* error
 
   ParseTargets(top, check_filesystem, &config);
   ParseDispatcher(top, &config);
+  ParseServices(top, check_filesystem, &config, errors);
   CheckRuleTargets(config, errors);
 
   SupervisorOptions& s = config.supervisor;
   ObjectReader sup = top.Object("supervisor");
+  sup.StringList("services", &s.services);
+  for (size_t i = 0; i < s.services.size(); ++i) {
+    const std::string& name = s.services[i];
+    if (std::find(std::begin(kServiceNames), std::end(kServiceNames), name) ==
+        std::end(kServiceNames)) {
+      errors->push_back({fmt::format("$.supervisor.services[{}]", i),
+                         fmt::format("\"{}\" is not a service; use receiver, router, dispatcher, "
+                                     "bookkeeper, web, notifier or cleaner",
+                                     name)});
+    }
+  }
   sup.Integer("restart_backoff_initial", &s.restart_backoff_initial_s, 1, 3600);
   sup.Integer("restart_backoff_max", &s.restart_backoff_max_s, 1, 86400);
   sup.Integer("shutdown_timeout", &s.shutdown_timeout_s, 1, 3600);

@@ -180,7 +180,69 @@ struct DispatcherOptions {
   int offpeak_end_min = 6 * 60;     // may be before start: the window wraps midnight
 };
 
+// The bookkeeper loads the event journals into a database (src/bookkeeper).
+struct BookkeeperOptions {
+  // "" : SQLite file <data_folder>/ferry.db; "sqlite:PATH"; or a PostgreSQL connection URI
+  // "postgresql://user:password@host:port/dbname" (also "postgres://").
+  std::string database;
+  int batch_size = 1000;          // journal lines per database transaction
+  int poll_interval_ms = 500;     // how often journals are looked at when nothing woke it
+  int reconnect_max_s = 30;       // longest wait between attempts while the database is down
+};
+
+struct WebTlsOptions {
+  bool enabled = false;
+  std::string certificate_file;   // PEM certificate (chain) of the web server
+  std::string key_file;           // PEM private key
+};
+
+// `ferry web`: the REST API, /metrics and /healthz (src/web).
+struct WebOptions {
+  std::string host = "0.0.0.0";
+  int port = 8080;
+  int session_timeout_s = 8 * 3600;  // a session ends this long after its last request
+  int threads = 8;
+  WebTlsOptions tls;
+};
+
+// SMTP server used for notification_email (src/notify).
+struct SmtpOptions {
+  std::string host = "localhost";
+  int port = 25;
+  bool starttls = false;          // require STARTTLS before authenticating
+  std::string user;               // empty: no authentication
+  std::string password;
+  std::string from = "ferry@localhost";
+  bool verify_tls = true;
+  std::string ca_file;
+};
+
+struct NotificationOptions {
+  SmtpOptions smtp;
+  bool phi_notifications = false;  // patient fields may appear in notifications (mercure's name)
+  int timeout_s = 10;             // per webhook call or SMTP session
+  RetryOptions retry;             // how failed deliveries are retried
+};
+
+// The cleaner deletes finished tasks (src/cleaner).
+struct CleanerOptions {
+  int64_t retention_s = 3 * 86400;        // success/ and discard/
+  int64_t error_retention_s = 14 * 86400;  // error/
+  int offpeak_start_min = 22 * 60;
+  int offpeak_end_min = 6 * 60;
+  int emergency_threshold_percent = 90;   // disk usage that starts emergency deletion
+  int low_water_percent = 80;             // emergency deletion stops below this
+  int interval_s = 60;                    // how often it looks
+};
+
+// The services `ferry serve` runs, in start order.
+inline constexpr const char* kServiceNames[] = {"receiver", "router",   "dispatcher", "bookkeeper",
+                                               "web",      "notifier", "cleaner"};
+
 struct SupervisorOptions {
+  // Which services `ferry serve` runs; empty: all of kServiceNames. A site that runs, say, the
+  // web service elsewhere leaves it out.
+  std::vector<std::string> services;
   int restart_backoff_initial_s = 1;
   int restart_backoff_max_s = 30;
   int shutdown_timeout_s = 30;
@@ -196,6 +258,10 @@ struct Config {
   std::vector<TargetOptions> targets;
   std::vector<TargetGroupOptions> target_groups;
   DispatcherOptions dispatcher;
+  BookkeeperOptions bookkeeper;
+  WebOptions web;
+  NotificationOptions notifications;
+  CleanerOptions cleaner;
   SupervisorOptions supervisor;
 };
 
@@ -221,6 +287,10 @@ std::string Summarize(const Config& config);
 const TargetOptions* FindTarget(const Config& config, const std::string& name);
 const TargetGroupOptions* FindTargetGroup(const Config& config, const std::string& name);
 std::string_view TargetTypeName(TargetType type);
+
+// The database the bookkeeper writes and the web service reads: bookkeeper.database, or
+// "sqlite:<data_folder>/ferry.db" when that is empty.
+std::string DatabaseUri(const Config& config);
 
 // The config `make run` writes on first start, with `data_folder` filled in.
 std::string DefaultConfigJson(const std::string& data_folder);

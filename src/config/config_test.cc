@@ -237,6 +237,58 @@ TEST(ConfigTest, TargetGroupsAndDispatcher) {
   EXPECT_EQ(c.dispatcher.retry.max_attempts, 4);
 }
 
+TEST(ConfigTest, ServiceSectionsDefaultsAndValues) {
+  std::vector<ConfigError> errors;
+  Config d = ParseConfig(R"({"data_folder": "/d"})", &errors, false);
+  ASSERT_TRUE(errors.empty());
+  EXPECT_EQ(DatabaseUri(d), "sqlite:/d/ferry.db");
+  EXPECT_EQ(d.web.port, 8080);
+  EXPECT_EQ(d.cleaner.retention_s, 3 * 86400);
+  EXPECT_EQ(d.cleaner.offpeak_start_min, 22 * 60);
+  EXPECT_EQ(d.notifications.smtp.port, 25);
+  EXPECT_FALSE(d.notifications.phi_notifications);
+
+  setenv("FERRY_TEST_DB", "postgresql://ferry:pw@db/ferry", 1);
+  Config c = ParseConfig(R"({"data_folder": "/d",
+    "bookkeeper": {"database": "env:FERRY_TEST_DB", "batch_size": 10},
+    "web": {"host": "127.0.0.1", "port": "8443", "session_timeout": 600},
+    "notifications": {"phi_notifications": true, "timeout": 5,
+      "smtp": {"host": "mail", "port": 587, "starttls": true, "user": "u", "password": "p",
+               "from": "ferry@hospital.org"},
+      "retry": {"initial_delay": 1, "max_attempts": 3}},
+    "cleaner": {"retention": 60, "error_retention": 120, "offpeak_start": "00:00",
+                "offpeak_end": "23:59", "emergency_threshold": 95, "low_water": 85}})",
+                         &errors, false);
+  ASSERT_TRUE(errors.empty()) << errors[0].path << " " << errors[0].reason;
+  EXPECT_EQ(DatabaseUri(c), "postgresql://ferry:pw@db/ferry");
+  EXPECT_EQ(c.bookkeeper.batch_size, 10);
+  EXPECT_EQ(c.web.port, 8443);
+  EXPECT_TRUE(c.notifications.smtp.starttls);
+  EXPECT_EQ(c.notifications.retry.initial_delay_ms, 1000);
+  EXPECT_EQ(c.notifications.retry.max_attempts, 3);
+  EXPECT_EQ(c.cleaner.retention_s, 60);
+  EXPECT_EQ(c.cleaner.offpeak_end_min, 23 * 60 + 59);
+  EXPECT_EQ(c.cleaner.low_water_percent, 85);
+}
+
+TEST(ConfigTest, ServiceSectionErrorsNameThePath) {
+  auto errors = Errors(R"({"data_folder": "/d",
+    "bookkeeper": {"database": "mysql://x"},
+    "web": {"tls": {"enabled": true}, "prot": 1},
+    "cleaner": {"emergency_threshold": 80, "low_water": 90},
+    "supervisor": {"services": ["receiver", "reciever"]}})");
+  std::set<std::string> paths;
+  for (const auto& e : errors) {
+    paths.insert(e.path);
+  }
+  EXPECT_TRUE(paths.count("$.bookkeeper.database")) << errors.size();
+  EXPECT_TRUE(paths.count("$.web.tls.certificate"));
+  EXPECT_TRUE(paths.count("$.web.tls.key"));
+  EXPECT_TRUE(paths.count("$.web.prot"));
+  EXPECT_TRUE(paths.count("$.cleaner.low_water"));
+  EXPECT_TRUE(paths.count("$.supervisor.services[1]"));
+}
+
 TEST(ConfigTest, TargetErrorsNameThePath) {
   std::vector<ConfigError> errors;
   ParseConfig(R"({"data_folder": "/d", "targets": {

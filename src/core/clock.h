@@ -6,6 +6,9 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
+
+#include "core/result.h"
 
 namespace ferry {
 
@@ -27,6 +30,18 @@ std::string FormatIso8601(WallTime t);
 
 // "20261124T173036Z" (UTC, seconds): sortable and safe in file names.
 std::string FormatCompact(WallTime t);
+
+// Parses an ISO 8601 time with a date, "T", hours, minutes and seconds, optional fractions,
+// and "Z" or an offset ("+01:00"): FormatIso8601's form and what other systems write.
+// InvalidArgument when `text` is not such a time.
+Result<WallTime> ParseIso8601(std::string_view text);
+
+// True when `minute` (after local midnight) lies in [start, end), which may wrap midnight
+// (22:00 to 06:00). start == end means an empty window.
+bool InWindow(int minute, int start_min, int end_min);
+
+// Minutes after local midnight of `t` in the machine's time zone.
+int LocalMinuteOfDay(WallTime t);
 
 // Seconds since the Unix epoch, with fractions: how task.json stores times (as mercure does).
 double EpochSeconds(WallTime t);

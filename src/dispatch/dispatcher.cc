@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/logging.h"
+#include "spool/control.h"
 
 namespace ferry {
 namespace {
@@ -321,6 +322,22 @@ bool Dispatcher::Claim(const std::string& id) {
 }
 
 void Dispatcher::StartJobs() {
+  // An operator's suspension (ferry web, control/dispatch.suspended): transfers running now
+  // finish, no new one starts.
+  bool suspended = IsSuspended(config_.data_folder, "dispatch");
+  if (suspended != suspended_) {
+    suspended_ = suspended;
+    if (suspended) {
+      Logger("dispatcher")->warn("dispatch suspended by an operator ({}); running transfers "
+                                 "finish, no new one starts until it is resumed",
+                                 SuspendMarkerPath(config_.data_folder, "dispatch"));
+    } else {
+      Logger("dispatcher")->info("dispatch resumed");
+    }
+  }
+  if (suspended) {
+    return;
+  }
   const int workers = config_.dispatcher.workers;
   // Claimed tasks first (their other destinations, parked streams with news), then new ones.
   for (auto& [id, a] : active_) {
@@ -670,6 +687,15 @@ void Dispatcher::FinishTask(Active* a) {
   std::string_view stage;
   std::string event;
   Json details = {{"attempt", a->attempt}};
+  // Who the task was for: the notifier and the bookkeeper read these from the journal.
+  if (t.contains("info") && t["info"].is_object()) {
+    const Json& info = t["info"];
+    for (const char* key : {"applied_rule", "patient_name", "mrn", "acc"}) {
+      if (info.contains(key) && info[key].is_string()) {
+        details[std::string_view(key) == "applied_rule" ? "rule" : key] = info[key];
+      }
+    }
+  }
   if (all_complete) {
     stage = kSuccess;
     event = "task.completed";

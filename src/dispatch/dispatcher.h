@@ -177,6 +177,7 @@ class Dispatcher {
   std::map<std::string, size_t> group_cursor_;
   std::set<std::string> unreadable_;  // outgoing/ entries already reported as broken
   size_t running_ = 0;
+  bool suspended_ = false;  // dispatch suspended by an operator at the last pass
 
   std::atomic<bool> cancel_{false};
   mutable std::mutex done_mu_;

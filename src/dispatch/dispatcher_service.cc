@@ -13,6 +13,7 @@
 #include "core/logging.h"
 #include "core/stop_signals.h"
 #include "dispatch/dispatcher.h"
+#include "spool/control.h"
 
 namespace ferry {
 
@@ -55,6 +56,11 @@ int RunDispatcherService(const Config& config) {
   if (in_fd >= 0) {
     inotify_add_watch(in_fd, spool.StagePath(kOutgoing).c_str(),
                       IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+    // Suspend and resume take effect at once.
+    std::string control = JoinPath(config.data_folder, kControlDir);
+    if (DefaultFileSystem()->CreateDirs(control).ok()) {
+      inotify_add_watch(in_fd, control.c_str(), IN_CREATE | IN_MOVED_TO | IN_DELETE);
+    }
   }
   std::map<std::string, int> watches;  // streamed series folder -> watch
   std::map<int, std::string> watched;  // watch -> streamed series folder

@@ -7,23 +7,6 @@
 
 namespace ferry {
 
-bool InWindow(int minute, int start_min, int end_min) {
-  if (start_min == end_min) {
-    return false;
-  }
-  if (start_min < end_min) {
-    return minute >= start_min && minute < end_min;
-  }
-  return minute >= start_min || minute < end_min;
-}
-
-int LocalMinuteOfDay(WallTime t) {
-  time_t secs = std::chrono::system_clock::to_time_t(t);
-  struct tm local {};
-  localtime_r(&secs, &local);
-  return local.tm_hour * 60 + local.tm_min;
-}
-
 std::chrono::milliseconds RetryDelay(const RetryOptions& retry, int failed_attempts) {
   double delay = retry.initial_delay_ms;
   for (int i = 1; i < failed_attempts && delay < retry.max_delay_ms; ++i) {

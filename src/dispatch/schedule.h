@@ -17,13 +17,6 @@
 
 namespace ferry {
 
-// True when `minute` (after local midnight) lies in [start, end), which may wrap midnight
-// (22:00 to 06:00). start == end means an empty window.
-bool InWindow(int minute, int start_min, int end_min);
-
-// Minutes after local midnight of `t` in the machine's time zone.
-int LocalMinuteOfDay(WallTime t);
-
 // The wait before attempt `failed_attempts + 1`: initial * multiplier^(failed_attempts - 1),
 // capped at max_delay.
 std::chrono::milliseconds RetryDelay(const RetryOptions& retry, int failed_attempts);

@@ -9,19 +9,6 @@ using std::chrono::milliseconds;
 using std::chrono::minutes;
 using std::chrono::seconds;
 
-TEST(InWindow, PlainAndWrappingWindows) {
-  EXPECT_TRUE(InWindow(9 * 60, 8 * 60, 17 * 60));
-  EXPECT_FALSE(InWindow(17 * 60, 8 * 60, 17 * 60));
-  EXPECT_FALSE(InWindow(7 * 60 + 59, 8 * 60, 17 * 60));
-  // 22:00 to 06:00 wraps midnight.
-  EXPECT_TRUE(InWindow(23 * 60, 22 * 60, 6 * 60));
-  EXPECT_TRUE(InWindow(0, 22 * 60, 6 * 60));
-  EXPECT_TRUE(InWindow(5 * 60 + 59, 22 * 60, 6 * 60));
-  EXPECT_FALSE(InWindow(6 * 60, 22 * 60, 6 * 60));
-  EXPECT_FALSE(InWindow(12 * 60, 22 * 60, 6 * 60));
-  EXPECT_FALSE(InWindow(12 * 60, 5, 5));
-}
-
 TEST(RetryDelay, GrowsExponentiallyUpToTheCap) {
   RetryOptions r;
   r.initial_delay_ms = 1000;

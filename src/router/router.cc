@@ -15,7 +15,6 @@ namespace {
 constexpr std::string_view kClaimPrefix = "claim-";
 constexpr std::string_view kTaskPrefix = "task-";
 constexpr std::string_view kPlanFile = "plan.json";
-constexpr std::string_view kStudyFile = "study.json";
 constexpr std::string_view kStudyClaimPrefix = "studyclaim-";
 constexpr std::string_view kNewStudyPrefix = "study-";
 constexpr const char* kVersion = "0.1.0";
@@ -55,6 +54,13 @@ rules::TagLookup::Map TagsFromJson(const Json& object) {
   }
   return tags;
 }
+
+// Tags of series.classified events: what the bookkeeper stores and searches for each series.
+constexpr const char* kJournalTags[] = {
+    "PatientName",     "PatientID",      "PatientBirthDate", "AccessionNumber",
+    "StudyInstanceUID", "StudyDescription", "StudyDate",      "SeriesDescription",
+    "SeriesDate",      "SeriesNumber",   "Modality",         "SenderAET",
+    "SenderAddress",   "ReceiverAET"};
 
 // The task.json fields mercure fills from the tags of the series.
 void FillFromTags(const rules::TagLookup::Map& tags, TaskSpec* spec) {
@@ -123,10 +129,19 @@ Result<Router::Pending> Router::Classify(const std::string& series_uid) {
       journal_->Append({"rule.error", series_uid, "", {{"rule", o.rule}, {"error", o.message}}});
     }
   }
+  // The main tags, for the bookkeeper's series table and searches.
+  Json main_tags = Json::object();
+  for (const char* key : kJournalTags) {
+    std::string value = TagOr(p.tags, key);
+    if (!value.empty()) {
+      main_tags[key] = value;
+    }
+  }
   journal_->Append({"series.classified", series_uid, "",
                     {{"triggered", p.decision.triggered},
                      {"discard", p.decision.discard},
-                     {"outcomes", outcomes}}});
+                     {"outcomes", outcomes},
+                     {"tags", main_tags}}});
   return p;
 }
 
@@ -217,7 +232,10 @@ Status Router::StartStream(const std::string& series_uid, Pending* pending) {
                      {"targets", spec.targets},
                      {"rule", spec.applied_rule},
                      {"priority", PriorityName(priority)},
-                     {"streaming", true}}});
+                     {"streaming", true},
+                     {"patient_name", spec.patient_name},
+                     {"mrn", spec.mrn},
+                     {"acc", spec.acc}}});
   Logger("router")->info("series {}: streaming to {} as task {} while it arrives", series_uid,
                          fmt::join(spec.targets, ", "), spec.id);
   return Status::Ok();
@@ -227,6 +245,9 @@ Status Router::SealStream(const std::string& series_uid, const Pending& pending,
                           CompletionReason reason, int instances) {
   FileSystem* fs = spool_->fs();
   std::string folder = spool_->SeriesPath(series_uid);
+  // The folder's modification time is the last arrival (as in ReadSeriesState), read before
+  // the seal changes it.
+  auto last_arrival = fs->ModificationTime(folder);
   fs->RemoveFile(JoinPath(folder, kForceCompleteFile));
   Status sealed = spool_->WriteFileAtomic(folder, kStreamSealedFile, pending.stream_task,
                                           Durability::kFsync);
@@ -243,11 +264,14 @@ Status Router::SealStream(const std::string& series_uid, const Pending& pending,
                            marked.ToString());
   }
   fs->RemoveFile(StreamMarkerPath(series_uid));
-  journal_->Append({"series.complete", series_uid, pending.stream_task,
-                    {{"reason", CompletionReasonName(reason)},
-                     {"instances", instances},
-                     {"triggered", pending.decision.triggered},
-                     {"streaming", true}}});
+  Json complete = {{"reason", CompletionReasonName(reason)},
+                   {"instances", instances},
+                   {"triggered", pending.decision.triggered},
+                   {"streaming", true}};
+  if (last_arrival) {
+    complete["last_arrival"] = FormatIso8601(*last_arrival);
+  }
+  journal_->Append({"series.complete", series_uid, pending.stream_task, complete});
   Logger("router")->info("series {} complete ({} instances, {}); task {} finishes sending it",
                          series_uid, instances, CompletionReasonName(reason), pending.stream_task);
   return Status::Ok();
@@ -258,6 +282,8 @@ Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
   FileSystem* fs = spool_->fs();
   auto log = Logger("router");
   std::string claim = JoinPath(work_dir_, std::string(kClaimPrefix) + series_uid);
+  // The folder's modification time is the last arrival (as in ReadSeriesState).
+  auto last_arrival = fs->ModificationTime(spool_->SeriesPath(series_uid));
   FERRY_RETURN_IF_ERROR(fs->Rename(spool_->SeriesPath(series_uid), claim));
   fs->RemoveTree(JoinPath(claim, kAssociationsDir));
   fs->RemoveFile(JoinPath(claim, kForceCompleteFile));
@@ -371,10 +397,13 @@ Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
               series_uid, marked.ToString(), tasks.front().spec.id);
   }
 
-  journal_->Append({"series.complete", series_uid, "",
-                    {{"reason", CompletionReasonName(reason)},
-                     {"instances", instances},
-                     {"triggered", d.triggered}}});
+  Json complete = {{"reason", CompletionReasonName(reason)},
+                   {"instances", instances},
+                   {"triggered", d.triggered}};
+  if (last_arrival) {
+    complete["last_arrival"] = FormatIso8601(*last_arrival);
+  }
+  journal_->Append({"series.complete", series_uid, "", complete});
   for (const RuleOptions* r : studies) {
     journal_->Append({"study.series_added", series_uid, "",
                       {{"study_uid", TagOr(tags, "StudyInstanceUID")},
@@ -390,7 +419,10 @@ Result<int> Router::Route(const std::string& series_uid, const Pending& pending,
                     {"modules", t.spec.modules},
                     {"rule", t.spec.applied_rule},
                     {"priority", t.spec.ferry["priority"]},
-                    {"instances", instances}};
+                    {"instances", instances},
+                    {"patient_name", t.spec.patient_name},
+                    {"mrn", t.spec.mrn},
+                    {"acc", t.spec.acc}};
     if (!parent.empty()) {
       details["parent_task"] = parent;
     }
@@ -615,6 +647,7 @@ Status Router::FinishStudy(const std::string& key, const Json& state, const Rule
   FileSystem* fs = spool_->fs();
   std::string claim = JoinPath(work_dir_, std::string(kStudyClaimPrefix) + key);
   FERRY_RETURN_IF_ERROR(fs->Rename(JoinPath(spool_->StagePath(kStudies), key), claim));
+  fs->RemoveFile(JoinPath(claim, kForceCompleteFile));  // an operator's marker, if any
   rules::TagLookup::Map tags = TagsFromJson(state.value("tags", Json::object()));
   int instances = 0;
   if (auto entries = fs->ListDir(claim)) {
@@ -718,9 +751,13 @@ Status Router::RunStudies(WallTime now, PassResult* result) {
     int64_t force_timeout = int64_t{options_.study_force_complete_timeout_s} * 1000;
     std::string reason;
     bool discard = false;
+    bool forced = fs->Exists(
+        JoinPath(JoinPath(spool_->StagePath(kStudies), key), kForceCompleteFile));
     if (rule == nullptr) {
       reason = "rule " + rule_name + " is no longer configured";
       discard = true;
+    } else if (forced) {
+      reason = "forced by operator";  // ferry web: POST /api/v1/studies/{uid}/complete
     } else if (rule->study_trigger_condition == StudyTriggerCondition::kReceivedSeries) {
       const StudyTrigger* trigger = rules_->TriggerFor(rule_name);
       std::vector<std::string> descriptions;

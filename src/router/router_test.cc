@@ -319,6 +319,30 @@ TEST_F(RouterTest, StudyTimeoutAndForcedDiscard) {
   EXPECT_TRUE(Tasks(kStudies).empty());
 }
 
+TEST_F(RouterTest, OperatorForcesAStudyComplete) {
+  UseRules(R"json({"brain": {"rule": "True", "target": "pacs", "action_trigger": "study",
+                         "study_trigger_condition": "received_series",
+                         "study_trigger_series": "'T1' and 'T2'"}})json");
+  Receive("5.1", "5.1.1", Tags("Ax T1", "7.1"));
+  receiver_->MarkAssociationEnded("5.1", "a1");
+  Later(std::chrono::seconds(4));
+  router_->RunOnce();
+  ASSERT_EQ(Tasks(kStudies).size(), 1u);
+  EXPECT_TRUE(Tasks(kOutgoing).empty());
+  // What POST /api/v1/studies/7.1/complete writes.
+  std::string study = JoinPath(spool_->StagePath(kStudies), Tasks(kStudies)[0]);
+  ASSERT_TRUE(spool_->WriteFileAtomic(study, kForceCompleteFile, "", Durability::kFsync).ok());
+  Later(std::chrono::seconds(1));
+  router_->RunOnce();
+  ASSERT_EQ(Tasks(kOutgoing).size(), 1u);
+  EXPECT_TRUE(Tasks(kStudies).empty());
+  std::string task_dir = JoinPath(spool_->StagePath(kOutgoing), Tasks(kOutgoing)[0]);
+  Json task = TaskJson(kOutgoing, Tasks(kOutgoing)[0]);
+  EXPECT_EQ(task["ferry"]["complete_reason"], "forced by operator");
+  EXPECT_EQ(task["info"]["uid"], "7.1");
+  EXPECT_FALSE(DefaultFileSystem()->Exists(JoinPath(task_dir, kForceCompleteFile)));
+}
+
 TEST_F(RouterTest, SeriesAndStudyRulesShareTheSeriesByHardLinks) {
   UseRules(R"({"series": {"rule": "True", "target": "pacs"},
                "study": {"rule": "True", "target": "archive", "action_trigger": "study"}})");

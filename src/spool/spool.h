@@ -46,6 +46,8 @@ inline constexpr std::string_view kSuccess = "success";
 inline constexpr std::string_view kError = "error";
 inline constexpr std::string_view kDiscard = "discard";
 inline constexpr std::string_view kStudies = "studies";
+// The state of a study that waits in studies/<key>/ for its completion (router).
+inline constexpr std::string_view kStudyFile = "study.json";
 inline constexpr std::string_view kJournal = "journal";
 inline constexpr std::string_view kTmp = "tmp";
 

@@ -211,6 +211,8 @@ class Ferry:
             "receiver": {"port": self.port, "ae_title": "FERRY", "disk_reserve_mb": 0,
                          "shutdown_grace": 5},
         }
+        # The web service of `ferry serve` listens on its own free port, never on 8080.
+        cfg["web"] = {"host": "127.0.0.1", "port": free_port()}
         cfg["receiver"].update(receiver or {})
         cfg.update(extra or {})
         with open(self.config_path, "w") as f:

@@ -1,0 +1,390 @@
+// GET /api/v1/tasks, /tasks/{id}, /series, /series/{uid}: searches and details from the
+// bookkeeper's tables (src/db/schema.h), with the live task.json from the spool.
+//
+// Every value from the request reaches SQL only as a bound parameter (WhereClause). Exact
+// filters use the tables' indexes; the patient name filter is a case-insensitive substring
+// (lower(...) LIKE '%x%'), which scans the rows the other filters leave.
+#include <initializer_list>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "core/file_system.h"
+#include "spool/spool.h"
+#include "web/api_data_internal.h"
+
+namespace ferry::web::data {
+namespace {
+
+constexpr const char* kTaskColumns =
+    "t.task_id, t.parent_id, t.series_uid, t.study_uid, t.action, t.rule, t.targets, t.state, "
+    "t.stage, t.priority, t.patient_name, t.patient_id, t.accession_number, t.created_us, "
+    "t.updated_us, t.completed_us, t.attempts, t.last_error";
+
+constexpr const char* kSeriesColumns =
+    "s.series_uid, s.study_uid, s.patient_name, s.patient_id, s.patient_birth_date, "
+    "s.accession_number, s.study_description, s.study_date, s.series_description, s.series_date, "
+    "s.series_number, s.modality, s.sender_aet, s.sender_address, s.receiver_aet, "
+    "s.first_seen_us, s.complete_us, s.instances, s.state, s.rule, s.last_event_us";
+
+constexpr const char* kEventColumns = "id, ts_us, time, service, pid, event, task_id, series_uid, "
+                                      "details";
+
+// Events returned with one series; a series that produced more is cut (and says so).
+constexpr int64_t kMaxSeriesEvents = 2000;
+
+Response BadRequest(const Status& s) { return Response::Error(400, s.message()); }
+
+std::string Query(const Request& req, const std::string& name) {
+  auto it = req.query.find(name);
+  return it == req.query.end() ? std::string() : it->second;
+}
+
+// The `targets` column as a list: a JSON array, or names separated by commas.
+nlohmann::json TargetsFromColumn(const nlohmann::json& column) {
+  nlohmann::json list = nlohmann::json::array();
+  if (!column.is_string()) {
+    return list;
+  }
+  const std::string& text = column.get_ref<const std::string&>();
+  nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
+  if (parsed.is_array()) {
+    return parsed;
+  }
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string name = text.substr(start, comma == std::string::npos ? comma : comma - start);
+    name.erase(0, name.find_first_not_of(' '));
+    name.erase(name.find_last_not_of(' ') + 1);
+    if (!name.empty()) {
+      list.push_back(name);
+    }
+    if (comma == std::string::npos) {
+      break;
+    }
+    start = comma + 1;
+  }
+  return list;
+}
+
+// Task rows as JSON, with their targets from task_targets (one query for the whole page).
+Result<nlohmann::json> TaskItems(db::Database* db, const db::Rows& rows) {
+  nlohmann::json items = nlohmann::json::array();
+  if (rows.empty()) {
+    return items;
+  }
+  std::string in;
+  db::Params params;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    params.push_back(rows[i].Text(0));
+    in += (i == 0 ? "$" : ", $") + std::to_string(i + 1);
+  }
+  FERRY_ASSIGN_OR_RETURN(
+      db::Rows targets,
+      db->Query("SELECT task_id, target FROM task_targets WHERE task_id IN (" + in +
+                    ") ORDER BY task_id, target",
+                params));
+  std::map<std::string, nlohmann::json> by_task;
+  for (const auto& row : targets.rows) {
+    by_task[row.Text(0)].push_back(row.Text(1));
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    nlohmann::json item = RowToJson(rows, i);
+    auto it = by_task.find(rows[i].Text(0));
+    item["targets"] = it != by_task.end() ? it->second : TargetsFromColumn(item["targets"]);
+    items.push_back(std::move(item));
+  }
+  return items;
+}
+
+// limit, offset, from, to; the time range filters `time_column`.
+struct Page {
+  int64_t limit = kDefaultLimit;
+  int64_t offset = 0;
+};
+
+Status ParsePage(const Request& req, Page* page) {
+  FERRY_ASSIGN_OR_RETURN(page->limit, IntParam(req, "limit", kDefaultLimit, 1, kMaxLimit));
+  FERRY_ASSIGN_OR_RETURN(page->offset, IntParam(req, "offset", 0, 0, INT64_MAX));
+  return Status::Ok();
+}
+
+Status AddTimeRange(const Request& req, const std::string& column, WhereClause* where) {
+  FERRY_ASSIGN_OR_RETURN(std::optional<int64_t> from, TimeParam(req, "from"));
+  FERRY_ASSIGN_OR_RETURN(std::optional<int64_t> to, TimeParam(req, "to"));
+  if (from && to && *from > *to) {
+    return Status::InvalidArgument("query parameter from is after to; swap them");
+  }
+  if (from) {
+    where->Add(column + " >= ?", *from);
+  }
+  if (to) {
+    // A date alone ("2026-11-24") as the end of a range means the whole of that day.
+    auto text = req.query.find("to")->second;
+    bool date_only = text.size() == 10 && text[4] == '-' && text[7] == '-';
+    where->Add(column + " <= ?", date_only ? *to + 86400LL * 1000000 - 1 : *to);
+  }
+  return Status::Ok();
+}
+
+// Runs the count and the page of a search; `select` is "SELECT <cols> FROM <table> <alias>".
+Result<std::pair<int64_t, db::Rows>> RunSearch(db::Database* db, const std::string& from_table,
+                                               const std::string& columns,
+                                               const std::string& order, WhereClause where,
+                                               const Page& page) {
+  FERRY_ASSIGN_OR_RETURN(db::Rows count,
+                         db->Query("SELECT COUNT(*) FROM " + from_table + where.Sql(),
+                                   where.params()));
+  int64_t total = count.empty() ? 0 : count[0].Int(0);
+  std::string sql = "SELECT " + columns + " FROM " + from_table + where.Sql() + " ORDER BY " +
+                    order;
+  sql += " LIMIT " + where.Next(page.limit);
+  sql += " OFFSET " + where.Next(page.offset);
+  FERRY_ASSIGN_OR_RETURN(db::Rows rows, db->Query(sql, where.params()));
+  return std::make_pair(total, std::move(rows));
+}
+
+// The filters both searches share: the patient name as a case-insensitive substring, and
+// exact matches of query parameters with columns of the table `alias` (parameter -> column).
+void AddFilters(const Request& req, std::string_view alias,
+                std::initializer_list<std::pair<const char*, const char*>> exact,
+                WhereClause* where) {
+  std::string prefix = std::string(alias) + ".";
+  if (std::string v = Query(req, "patient_name"); !v.empty()) {
+    where->Add("lower(" + prefix + "patient_name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\'",
+               LikeSubstring(v));
+  }
+  for (const auto& [param, column] : exact) {
+    if (std::string v = Query(req, param); !v.empty()) {
+      where->Add(prefix + column + " = ?", v);
+    }
+  }
+}
+
+}  // namespace
+
+Response SearchTasks(const Request& req, Context& ctx) {
+  if (ctx.db == nullptr) {
+    return NoDatabase();
+  }
+  Page page;
+  Status parsed = ParsePage(req, &page);
+  if (!parsed.ok()) {
+    return BadRequest(parsed);
+  }
+  WhereClause where;
+  AddFilters(req, "t",
+             {{"patient_id", "patient_id"},
+              {"accession", "accession_number"},
+              {"study_uid", "study_uid"},
+              {"series_uid", "series_uid"},
+              {"rule", "rule"},
+              {"state", "state"},
+              {"action", "action"},
+              {"parent_id", "parent_id"}},
+             &where);
+  if (std::string v = Query(req, "target"); !v.empty()) {
+    where.Add("t.task_id IN (SELECT task_id FROM task_targets WHERE target = ?)", v);
+  }
+  Status range = AddTimeRange(req, "t.created_us", &where);
+  if (!range.ok()) {
+    return BadRequest(range);
+  }
+  auto result = RunSearch(ctx.db, "tasks t", kTaskColumns, "t.created_us DESC, t.task_id DESC",
+                          where, page);
+  if (!result) {
+    return DatabaseError(result.error(), "searching tasks");
+  }
+  auto items = TaskItems(ctx.db, result->second);
+  if (!items) {
+    return DatabaseError(items.error(), "reading the targets of tasks");
+  }
+  return Response::Json({{"total", result->first},
+                         {"limit", page.limit},
+                         {"offset", page.offset},
+                         {"items", *items}});
+}
+
+Response GetTask(const Request& req, Context& ctx) {
+  const std::string id = req.path_params.count("id") ? req.path_params.at("id") : "";
+  if (!IsSafeFileName(id)) {
+    return Response::Error(400, "\"" + id + "\" is not a task id (task ids are folder names "
+                                "such as those listed by GET /api/v1/tasks)");
+  }
+  if (ctx.db == nullptr) {
+    return NoDatabase();
+  }
+  auto rows = ctx.db->Query(std::string("SELECT ") + kTaskColumns +
+                                ", t.task_json FROM tasks t WHERE t.task_id = $1",
+                            {id});
+  if (!rows) {
+    return DatabaseError(rows.error(), "reading task " + id);
+  }
+  const std::string& data = ctx.config->data_folder;
+  std::optional<std::string> stage = FindTaskStage(data, id);
+  if (rows->empty() && !stage) {
+    return Response::Error(404, "no task " + id + " in the database or in the spool (" + data +
+                                    "); it may have been removed by the cleaner");
+  }
+  nlohmann::json out = nlohmann::json::object();
+  nlohmann::json stored_json;
+  if (!rows->empty()) {
+    auto items = TaskItems(ctx.db, *rows);
+    if (!items) {
+      return DatabaseError(items.error(), "reading the targets of task " + id);
+    }
+    out["task"] = (*items)[0];
+    stored_json = out["task"]["task_json"];
+    out["task"].erase("task_json");
+  } else {
+    out["task"] = {{"task_id", id}};
+    out["note"] = "the bookkeeper has not loaded this task into the database yet; its spool "
+                  "folder is shown";
+  }
+  out["spool_stage"] = stage ? nlohmann::json(*stage) : nlohmann::json();
+
+  auto events = ctx.db->Query(std::string("SELECT ") + kEventColumns +
+                                  " FROM task_events WHERE task_id = $1 ORDER BY ts_us, id",
+                              {id});
+  if (!events) {
+    return DatabaseError(events.error(), "reading the events of task " + id);
+  }
+  out["events"] = nlohmann::json::array();
+  for (size_t i = 0; i < events->size(); ++i) {
+    out["events"].push_back(RowToJson(*events, i));
+  }
+  auto children = ctx.db->Query(std::string("SELECT ") + kTaskColumns +
+                                    " FROM tasks t WHERE t.parent_id = $1 ORDER BY t.created_us",
+                                {id});
+  if (!children) {
+    return DatabaseError(children.error(), "reading the follow-up tasks of task " + id);
+  }
+  auto child_items = TaskItems(ctx.db, *children);
+  if (!child_items) {
+    return DatabaseError(child_items.error(), "reading the follow-up tasks of task " + id);
+  }
+  out["children"] = *child_items;
+
+  // task.json as it is now: live from the spool, else as the bookkeeper last stored it.
+  out["task_json"] = nullptr;
+  out["task_json_source"] = nullptr;
+  if (stage) {
+    auto text = DefaultFileSystem()->ReadFile(
+        JoinPath(JoinPath(JoinPath(data, *stage), id), kTaskFile));
+    if (text) {
+      nlohmann::json live = nlohmann::json::parse(*text, nullptr, false);
+      if (!live.is_discarded()) {
+        out["task_json"] = live;
+        out["task_json_source"] = "spool";
+      }
+    }
+  }
+  if (out["task_json"].is_null() && !stored_json.is_null()) {
+    out["task_json"] = stored_json;
+    out["task_json_source"] = "database";
+  }
+  return Response::Json(out);
+}
+
+Response SearchSeries(const Request& req, Context& ctx) {
+  if (ctx.db == nullptr) {
+    return NoDatabase();
+  }
+  Page page;
+  Status parsed = ParsePage(req, &page);
+  if (!parsed.ok()) {
+    return BadRequest(parsed);
+  }
+  WhereClause where;
+  AddFilters(req, "s",
+             {{"patient_id", "patient_id"},
+              {"accession", "accession_number"},
+              {"study_uid", "study_uid"},
+              {"modality", "modality"},
+              {"state", "state"},
+              {"rule", "rule"}},
+             &where);
+  Status range = AddTimeRange(req, "s.first_seen_us", &where);
+  if (!range.ok()) {
+    return BadRequest(range);
+  }
+  auto result = RunSearch(ctx.db, "series s", kSeriesColumns,
+                          "s.first_seen_us DESC, s.series_uid DESC", where, page);
+  if (!result) {
+    return DatabaseError(result.error(), "searching series");
+  }
+  nlohmann::json items = nlohmann::json::array();
+  for (size_t i = 0; i < result->second.size(); ++i) {
+    items.push_back(RowToJson(result->second, i));
+  }
+  return Response::Json({{"total", result->first},
+                         {"limit", page.limit},
+                         {"offset", page.offset},
+                         {"items", items}});
+}
+
+Response GetSeries(const Request& req, Context& ctx) {
+  const std::string uid = req.path_params.count("uid") ? req.path_params.at("uid") : "";
+  if (uid.empty() || uid.size() > 128) {
+    return Response::Error(400, "\"" + uid + "\" is not a Series Instance UID");
+  }
+  if (ctx.db == nullptr) {
+    return NoDatabase();
+  }
+  auto rows = ctx.db->Query(
+      std::string("SELECT ") + kSeriesColumns + " FROM series s WHERE s.series_uid = $1", {uid});
+  if (!rows) {
+    return DatabaseError(rows.error(), "reading series " + uid);
+  }
+  // A series still being received may not be in the database yet; incoming/ knows it.
+  nlohmann::json incoming = nullptr;
+  if (IsSafeFileName(uid)) {
+    Spool spool(ctx.config->data_folder, "web", DefaultFileSystem());
+    auto state = spool.ReadSeriesState(uid);
+    if (state) {
+      int open = 0;
+      for (const auto& a : state->associations) {
+        open += a.ended ? 0 : 1;
+      }
+      incoming = {{"instances", state->instances},
+                  {"last_arrival", FormatIso8601(state->last_arrival)},
+                  {"open_associations", open},
+                  {"forced", state->forced},
+                  {"forced_rule", state->forced_rule}};
+    }
+  }
+  if (rows->empty() && incoming.is_null()) {
+    return Response::Error(404, "no series " + uid + " in the database or in " +
+                                    JoinPath(ctx.config->data_folder, kIncoming));
+  }
+  nlohmann::json out = {{"series", rows->empty() ? nlohmann::json({{"series_uid", uid}})
+                                                 : RowToJson(*rows, 0)},
+                        {"incoming", incoming}};
+  auto tasks = ctx.db->Query(std::string("SELECT ") + kTaskColumns +
+                                 " FROM tasks t WHERE t.series_uid = $1 ORDER BY t.created_us",
+                             {uid});
+  if (!tasks) {
+    return DatabaseError(tasks.error(), "reading the tasks of series " + uid);
+  }
+  auto task_items = TaskItems(ctx.db, *tasks);
+  if (!task_items) {
+    return DatabaseError(task_items.error(), "reading the tasks of series " + uid);
+  }
+  out["tasks"] = *task_items;
+  auto events = ctx.db->Query(std::string("SELECT ") + kEventColumns +
+                                  " FROM task_events WHERE series_uid = $1 ORDER BY ts_us, id "
+                                  "LIMIT $2",
+                              {uid, kMaxSeriesEvents + 1});
+  if (!events) {
+    return DatabaseError(events.error(), "reading the events of series " + uid);
+  }
+  out["events"] = nlohmann::json::array();
+  for (size_t i = 0; i < events->size() && i < static_cast<size_t>(kMaxSeriesEvents); ++i) {
+    out["events"].push_back(RowToJson(*events, i));
+  }
+  out["events_truncated"] = events->size() > static_cast<size_t>(kMaxSeriesEvents);
+  return Response::Json(out);
+}
+
+}  // namespace ferry::web::data
