@@ -336,6 +336,10 @@ int main(int argc, char** argv) {
     return ferry::RunBookkeeperService(*config);
   }
   if (web->parsed()) {
+    // Rule evaluation parses uploaded files that may be anything: DCMTK's complaints about a
+    // bad upload would flood the log (one line per element), and the API answers with what
+    // went wrong anyway.
+    ferry::dicom::ConfigureDcmtkLogging("error");
     return ferry::RunWebService(*config);
   }
   if (notifier->parsed()) {

@@ -1,6 +1,7 @@
 #include "db/database.h"
 
 #include <cstdlib>
+#include <string_view>
 
 #include "db/postgres.h"
 #include "db/sqlite.h"
@@ -41,15 +42,36 @@ std::string RedactUri(const std::string& uri) {
   if (scheme == std::string::npos) {
     return uri;
   }
-  size_t at = uri.find('@', scheme + 3);
-  if (at == std::string::npos) {
-    return uri;
+  std::string out = uri;
+  // user:password@ in the authority.
+  size_t start = scheme + 3;
+  size_t end = out.find_first_of("/?", start);
+  std::string_view authority = std::string_view(out).substr(
+      start, end == std::string::npos ? std::string::npos : end - start);
+  size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    size_t colon = authority.substr(0, at).find(':');
+    if (colon != std::string_view::npos) {
+      out.replace(start + colon + 1, at - colon - 1, "***");
+    }
   }
-  size_t colon = uri.find(':', scheme + 3);
-  if (colon == std::string::npos || colon > at) {
-    return uri;
+  // password=... and sslpassword=... among the parameters.
+  size_t query = out.find('?');
+  while (query != std::string::npos && query + 1 < out.size()) {
+    size_t key = query + 1;
+    size_t eq = out.find('=', key);
+    size_t amp = out.find('&', key);
+    if (eq != std::string::npos && (amp == std::string::npos || eq < amp)) {
+      std::string name = out.substr(key, eq - key);
+      if (name == "password" || name == "sslpassword") {
+        size_t value_end = amp == std::string::npos ? out.size() : amp;
+        out.replace(eq + 1, value_end - eq - 1, "***");
+        amp = out.find('&', eq);
+      }
+    }
+    query = amp;
   }
-  return uri.substr(0, colon + 1) + "***" + uri.substr(at);
+  return out;
 }
 
 }  // namespace ferry::db

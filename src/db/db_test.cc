@@ -116,6 +116,11 @@ TEST(RedactUriTest, HidesThePassword) {
             "postgresql://ferry:***@db:5432/ferry");
   EXPECT_EQ(RedactUri("postgresql://db/ferry"), "postgresql://db/ferry");
   EXPECT_EQ(RedactUri("sqlite:/var/lib/ferry/ferry.db"), "sqlite:/var/lib/ferry/ferry.db");
+  EXPECT_EQ(RedactUri("postgresql://ferry@db/ferry?password=hunter2&connect_timeout=10"),
+            "postgresql://ferry@db/ferry?password=***&connect_timeout=10");
+  EXPECT_EQ(RedactUri("postgresql://db/ferry?sslmode=require&sslpassword=x"),
+            "postgresql://db/ferry?sslmode=require&sslpassword=***");
+  EXPECT_EQ(RedactUri("postgresql://u:p@ss@db/x"), "postgresql://u:***@db/x");
 }
 
 TEST(OpenTest, UnknownSchemeIsRejected) {

@@ -103,9 +103,15 @@ int64_t QueryInt(const Request& req, const std::string& key, int64_t fallback, i
 bool LooksSecret(const std::string& key) {
   static const std::regex kSecret(
       "password|secret|token|access_key|api_key|credential|"
-      "^database$|private",
+      "^database$|private|webhook",
       std::regex::icase);
   return std::regex_search(key, kSecret);
+}
+
+// A URL with credentials in it (https://user:password@host/...).
+bool HasUrlCredentials(const json& value) {
+  static const std::regex kCredentials("^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", std::regex::icase);
+  return value.is_string() && std::regex_search(value.get_ref<const std::string&>(), kCredentials);
 }
 
 // Flattens a JSON document into "$.a.b[0].c" -> value (leaves only).
@@ -120,7 +126,7 @@ void Flatten(const json& value, const std::string& path, const std::string& key,
       Flatten(value[i], fmt::format("{}[{}]", path, i), key, out);
     }
   } else {
-    (*out)[path] = {value, LooksSecret(key)};
+    (*out)[path] = {value, LooksSecret(key) || HasUrlCredentials(value)};
   }
 }
 
@@ -232,7 +238,17 @@ Status WriteFileAtomically(const std::string& path, const std::string& text) {
 
 // ----- handlers -----
 
+// A login is a user name and a password: nothing larger is a login.
+constexpr size_t kMaxLoginBody = 4096;
+
 Response Login(AuthState* auth, const Request& req, Context& ctx) {
+  // JSON only: a cross-site HTML form (text/plain, urlencoded) must not log a browser in.
+  if (req.content_type.find("application/json") == std::string::npos) {
+    return Response::Error(415, "send the login as JSON (Content-Type: application/json)");
+  }
+  if (req.body.size() > kMaxLoginBody) {
+    return Response::Error(413, "the login request is too large");
+  }
   Response error;
   auto body = BodyObject(req, &error);
   if (!body) {
@@ -243,9 +259,18 @@ Response Login(AuthState* auth, const Request& req, Context& ctx) {
   if (username.empty() || password.empty()) {
     return Response::Error(400, "give \"username\" and \"password\" in the JSON body");
   }
+  if (!IsValidUsername(username)) {
+    // Not throttled, logged or audited: no account can have this name, and a client must not
+    // be able to fill memory or the journal with names of its choosing.
+    return Response::Error(401, "wrong user name or password");
+  }
+  if (ctx.db == nullptr) {
+    return DbDown();
+  }
   const std::string user_key = "user:" + username;
   const std::string addr_key = "address:" + req.address;
-  auto wait = std::max(auth->throttle->RetryAfter(user_key), auth->throttle->RetryAfter(addr_key));
+  // Counted before the (slow) password check, so parallel guesses cannot slip past the limit.
+  auto wait = auth->throttle->Attempt({user_key, addr_key});
   if (wait.count() > 0) {
     Response r = Response::Error(
         429, fmt::format("too many failed logins; wait {} s before trying again", wait.count()));
@@ -255,16 +280,11 @@ Response Login(AuthState* auth, const Request& req, Context& ctx) {
                          req.address, wait.count());
     return r;
   }
-  if (ctx.db == nullptr) {
-    return DbDown();
-  }
   auto user = CheckLogin(ctx.db, username, password);
   if (!user) {
     if (user.error().code() != Status::Code::kPermissionDenied) {
       return FromStatus(user.error());
     }
-    auth->throttle->RecordFailure(user_key);
-    auth->throttle->RecordFailure(addr_key);
     Audit(ctx.journal, "login_failed", username, req.address, username);
     Logger("web")->info("failed login for '{}' from {}", username, req.address);
     return Response::Error(401, user.error().message());
@@ -322,7 +342,7 @@ Response CreateUserHandler(const Request& req, Context& ctx) {
   return user ? Response::Json(UserJson(*user), 201) : FromStatus(user.error());
 }
 
-Response UpdateUserHandler(const Request& req, Context& ctx) {
+Response UpdateUser(AuthState* auth, const Request& req, Context& ctx) {
   Response error;
   auto body = BodyObject(req, &error);
   if (!body) {
@@ -340,9 +360,24 @@ Response UpdateUserHandler(const Request& req, Context& ctx) {
                              "only an admin may change other accounts, roles or the "
                              "disabled flag; you may change your own password");
     }
-    if (CheckLogin(ctx.db, name, StringField(*body, "current_password")).has_value() == false) {
+    // Throttled like a login: a stolen session or token must not become unlimited guessing.
+    const std::string user_key = "user:" + name;
+    auto wait = auth->throttle->Attempt({user_key});
+    if (wait.count() > 0) {
+      Response r = Response::Error(
+          429, fmt::format("too many wrong passwords; wait {} s before trying again", wait.count()));
+      r.headers["Retry-After"] = std::to_string(wait.count());
+      return r;
+    }
+    auto checked = CheckLogin(ctx.db, name, StringField(*body, "current_password"));
+    if (!checked) {
+      if (checked.error().code() != Status::Code::kPermissionDenied) {
+        return FromStatus(checked.error());
+      }
+      Audit(ctx.journal, "password_change_failed", req.user, req.address, name);
       return Response::Error(403, "give your current password in \"current_password\"");
     }
+    auth->throttle->Reset(user_key);
   }
   auto before = GetUser(ctx.db, name);
   if (!before) {
@@ -383,6 +418,11 @@ Response UpdateUserHandler(const Request& req, Context& ctx) {
     return Response::Error(400, "nothing to change: give \"role\", \"password\" or \"disabled\"");
   }
   Audit(ctx.journal, "user.updated", req.user, req.address, name, {{"changes", changes}});
+  if (!self) {
+    // A new role, a disabled account or a new password ends the user's sessions: the next
+    // request logs in again with what is true now.
+    auth->sessions->RemoveUser(name);
+  }
   auto user = GetUser(ctx.db, name);
   return user ? Response::Json(UserJson(*user)) : FromStatus(user.error());
 }
@@ -610,6 +650,15 @@ void AddSessionRoutes(std::vector<Route>* routes, AuthState* auth) {
                      {},
                      "",
                      [auth](const Request& req, Context& ctx) { return Logout(auth, req, ctx); }});
+  routes->push_back({"PUT",
+                     "/api/v1/users/{name}",
+                     Role::kViewer,
+                     false,
+                     "change an account's role, password or disabled flag (admin); change "
+                     "your own password (anyone, with current_password)",
+                     {{"name", "path", "string", "user name", true}},
+                     "{\"role\"?, \"password\"?, \"disabled\"?, \"current_password\"?}",
+                     [auth](const Request& req, Context& ctx) { return UpdateUser(auth, req, ctx); }});
 }
 
 void AddAdminRoutes(std::vector<Route>* routes) {
@@ -644,15 +693,6 @@ void AddAdminRoutes(std::vector<Route>* routes) {
                      "{\"username\", \"password\" (8+ characters), \"role\": "
                      "admin|operator|viewer}",
                      CreateUserHandler});
-  routes->push_back({"PUT",
-                     "/api/v1/users/{name}",
-                     Role::kViewer,
-                     false,
-                     "change an account's role, password or disabled flag (admin); change "
-                     "your own password (anyone, with current_password)",
-                     {name_param},
-                     "{\"role\"?, \"password\"?, \"disabled\"?, \"current_password\"?}",
-                     UpdateUserHandler});
   routes->push_back({"DELETE",
                      "/api/v1/users/{name}",
                      Role::kAdmin,

@@ -264,6 +264,33 @@ void LoginThrottle::RecordFailure(const std::string& key) {
   }
 }
 
+std::chrono::seconds LoginThrottle::Attempt(std::initializer_list<std::string> keys) {
+  std::lock_guard<std::mutex> lock(mu_);
+  SteadyTime now = clock_->SteadyNow();
+  std::chrono::seconds wait(0);
+  for (const auto& key : keys) {
+    auto it = entries_.find(key);
+    if (it != entries_.end() && it->second.blocked_until > now) {
+      auto left = std::chrono::ceil<std::chrono::seconds>(it->second.blocked_until - now);
+      wait = std::max({wait, left, std::chrono::seconds(1)});
+    }
+  }
+  if (wait.count() > 0) {
+    return wait;
+  }
+  for (const auto& key : keys) {
+    Entry& e = entries_[key];
+    e.failures++;
+    e.blocked_until = now + DelayAfter(e.failures);
+  }
+  if (entries_.size() > 10000) {  // forget keys quiet for longer than the longest delay
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      it = now - it->second.blocked_until > kMaxDelay ? entries_.erase(it) : std::next(it);
+    }
+  }
+  return wait;
+}
+
 void LoginThrottle::Reset(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
   entries_.erase(key);

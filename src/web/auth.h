@@ -13,6 +13,7 @@
 #pragma once
 
 #include <chrono>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -109,6 +110,12 @@ class LoginThrottle {
   std::chrono::seconds RetryAfter(const std::string& key) const;
   void RecordFailure(const std::string& key);
   void Reset(const std::string& key);
+
+  // Check and count in one step, so that parallel attempts cannot all pass the check before
+  // the first failure is recorded: when none of `keys` must wait, the attempt is counted as a
+  // failure for each of them (Reset them on success) and zero is returned; otherwise nothing
+  // is counted and the longest wait is returned.
+  std::chrono::seconds Attempt(std::initializer_list<std::string> keys);
 
   // The delay after `failures` consecutive failures (zero up to kFreeFailures).
   static std::chrono::seconds DelayAfter(int failures);

@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <thread>
+#include <vector>
 
 #include "db/schema.h"
 #include "testing/fake_clock.h"
@@ -88,6 +91,33 @@ TEST(LoginThrottle, BlocksAfterThreeFailuresAndResets) {
   EXPECT_EQ(t.RetryAfter("user:a"), seconds(0));
   t.RecordFailure("user:a");
   EXPECT_EQ(t.RetryAfter("user:a"), seconds(0));  // the count started again
+}
+
+TEST(LoginThrottle, ParallelAttemptsCannotPassTheLimit) {
+  FakeClock clock;
+  LoginThrottle t(&clock);
+  // Sixteen attempts start before any of them has checked its password: only the three free
+  // ones may go ahead.
+  std::vector<std::thread> threads;
+  std::atomic<int> allowed{0};
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&] {
+      if (t.Attempt({"user:admin", "address:10.0.0.9"}).count() == 0) {
+        ++allowed;
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(allowed.load(), LoginThrottle::kFreeFailures);
+  EXPECT_EQ(t.RetryAfter("address:10.0.0.9"), seconds(1));
+  // A blocked attempt is not counted; a success resets.
+  clock.Advance(seconds(1));
+  EXPECT_EQ(t.Attempt({"user:admin"}), seconds(0));
+  EXPECT_EQ(t.RetryAfter("user:admin"), seconds(2));
+  t.Reset("user:admin");
+  EXPECT_EQ(t.Attempt({"user:admin"}), seconds(0));
 }
 
 TEST(Csrf, OnlyUnsafeCookieRequestsNeedTheToken) {

@@ -128,10 +128,11 @@ std::string DbPool::Health() {
       return "ok";
     }
     DropThisThread();
-    return "unavailable: " + r.error().message();
+    Logger("web")->warn("health check: database unavailable: {}", r.error().ToString());
+    return "unavailable";
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  return "unavailable: " + (last_error_.empty() ? std::string("not connected") : last_error_);
+  // The reason (it may name hosts and users) is in the log, not in the anonymous answer.
+  return "unavailable";
 }
 
 Status DbPool::Prepare(db::Database* db) {
@@ -228,7 +229,10 @@ Status WebServer::Bind() {
   }
   int threads = std::max(1, config_.web.threads);
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  http_->set_payload_max_length(size_t{1} << 30);
+  // cpp-httplib reads a body before it picks the handler: the cap bounds what any client,
+  // logged in or not, can make the server hold (the largest legitimate body is a DICOM file
+  // uploaded to /api/v1/rules/evaluate).
+  http_->set_payload_max_length(kMaxRequestBody);
   http_->set_read_timeout(30);
   http_->set_write_timeout(30);
 
@@ -350,17 +354,25 @@ void WebServer::Register(const Route& route) {
           req.session_id = session->id;
           allowed = true;
           // The account may have changed since login: take its current role, and end the
-          // session of a deleted or disabled account.
-          if (db() != nullptr) {
-            auto account = GetUser(ctx.db, session->user);
-            if (account && !account->disabled) {
-              req.role = account->role;
-            } else if ((account && account->disabled) ||
-                       account.error().code() == Status::Code::kNotFound) {
-              sessions_.RemoveUser(session->user);
-              res = Unauthorized("your account was deleted or disabled; ask an administrator");
-              allowed = false;
-            }
+          // session of a deleted or disabled account. An account that cannot be checked (no
+          // database) is not trusted with the role it had at login.
+          auto account = db() != nullptr
+                             ? GetUser(ctx.db, session->user)
+                             : Result<UserRecord>(Status::Unavailable("no database"));
+          if (account && !account->disabled) {
+            req.role = account->role;
+          } else if ((account && account->disabled) ||
+                     account.error().code() == Status::Code::kNotFound) {
+            sessions_.RemoveUser(session->user);
+            res = Unauthorized("your account was deleted or disabled; ask an administrator");
+            allowed = false;
+          } else {
+            Logger("web")->warn("cannot check the account of session user '{}': {}",
+                                session->user, account.error().ToString());
+            res = Response::Error(503,
+                                  "the database is unavailable, so your account cannot be "
+                                  "checked; try again later (see /healthz)");
+            allowed = false;
           }
           if (allowed &&
               !CsrfAllows(req.method, true, hreq.get_header_value("X-CSRF-Token"), session->csrf)) {

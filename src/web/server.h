@@ -38,6 +38,9 @@ class Server;
 
 namespace ferry::web {
 
+// The largest request body the server reads (a DICOM file for rule evaluation).
+inline constexpr size_t kMaxRequestBody = size_t{64} << 20;
+
 // Name of the session cookie.
 inline constexpr std::string_view kSessionCookie = "ferry_session";
 

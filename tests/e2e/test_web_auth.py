@@ -239,6 +239,26 @@ class WebAuthTests(WebServiceCase):
         self.assertEqual(status, 401)
         self.assertTrue(self.journal_events("audit.login_failed"))
 
+    def test_login_refuses_forms_and_impossible_names_without_a_trace(self):
+        self.start_web()
+        c = Http(self.port)
+        form = "username=admin&password=x"
+        status, _, body = c.request("POST", "/api/v1/session", form,
+                                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(status, 415, body)
+        journal = os.path.join(self.data, "journal")
+        journal_before = sum(os.path.getsize(os.path.join(journal, n)) for n in os.listdir(journal))
+        for _ in range(5):
+            status, _, body = c.login("x" * 100000, "whatever")
+            self.assertEqual(status, 413, body)
+            status, _, body = c.login("x" * 2000, "whatever")  # no account has such a name
+            self.assertEqual(status, 401, body)
+        journal_after = sum(os.path.getsize(os.path.join(journal, n)) for n in os.listdir(journal))
+        self.assertLess(journal_after - journal_before, 1000, "no audit of impossible names")
+        # ... and they do not count against a real account or the address.
+        status, _, body = c.login("admin", self.admin_password())
+        self.assertEqual(status, 200, body)
+
     def test_csrf_token_required_for_cookie_requests(self):
         self.start_web()
         c = self.admin()
@@ -574,7 +594,12 @@ class WebAuthPostgresTest(WebAuthTests, unittest.TestCase):
             status, _, health = Http(self.port).request("GET", "/healthz")
             self.assertEqual(status, 200)
             self.assertTrue(health["database"].startswith("unavailable"), health)
+            self.assertEqual(health["database"], "unavailable", "no connection details")
             status, _, body = admin.request("GET", "/api/v1/users")
+            self.assertEqual(status, 503, body)
+            # A session whose account cannot be checked is not trusted with its login role,
+            # even on routes that need no database.
+            status, _, body = admin.request("GET", "/api/v1/config")
             self.assertEqual(status, 503, body)
             self.assertIsNone(self.proc.poll())
         finally:
