@@ -121,15 +121,19 @@ void DbPool::DropThisThread() {
 }
 
 std::string DbPool::Health() {
-  db::Database* db = ForThisThread();
-  if (db != nullptr) {
+  // A connection that was open while the database restarted fails its first statement: then
+  // the answer is what a fresh connection finds, not what the dead one did.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    db::Database* db = ForThisThread();
+    if (db == nullptr) {
+      break;
+    }
     auto r = db->Query("SELECT 1");
     if (r) {
       return "ok";
     }
     DropThisThread();
     Logger("web")->warn("health check: database unavailable: {}", r.error().ToString());
-    return "unavailable";
   }
   // The reason (it may name hosts and users) is in the log, not in the anonymous answer.
   return "unavailable";
