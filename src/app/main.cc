@@ -75,6 +75,10 @@ int ConfigCheck(const std::string& path) {
   }
   config.path = path;
   std::cout << ferry::Summarize(config) << "\n";
+  for (const auto& w : ferry::TargetFolderWarnings(config)) {
+    std::cout << "  warning: " << w.path << ": " << w.reason
+              << " (until then, sending to this target fails and is retried)\n";
+  }
   return 0;
 }
 

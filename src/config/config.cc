@@ -604,9 +604,8 @@ void ParseTargets(ObjectReader& top, bool check_filesystem, Config* config) {
         t.String("folder", &o.folder);
         t.String("file_filter", &o.file_filter);
         required("folder", o.folder);
-        if (check_filesystem && !o.folder.empty()) {
-          CheckDataFolder(o.folder, t.errors(), "$.targets." + name + ".folder");
-        }
+        // Whether the folder is usable is checked by TargetFolderWarnings, not here: a share
+        // that is unmounted for a while must not stop every service from starting.
         break;
     }
     config->targets.push_back(std::move(o));
@@ -784,6 +783,16 @@ std::string_view TargetTypeName(TargetType type) {
     case TargetType::kFolder: return "folder";
   }
   return "folder";
+}
+
+std::vector<ConfigError> TargetFolderWarnings(const Config& config) {
+  std::vector<ConfigError> warnings;
+  for (const auto& t : config.targets) {
+    if (t.type == TargetType::kFolder && !t.folder.empty()) {
+      CheckDataFolder(t.folder, &warnings, "$.targets." + t.name + ".folder");
+    }
+  }
+  return warnings;
 }
 
 std::string DatabaseUri(const Config& config) {

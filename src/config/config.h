@@ -288,6 +288,12 @@ const TargetOptions* FindTarget(const Config& config, const std::string& name);
 const TargetGroupOptions* FindTargetGroup(const Config& config, const std::string& name);
 std::string_view TargetTypeName(TargetType type);
 
+// Problems with the folders of folder targets (missing and not creatable, not a folder, not
+// writable). Not config errors: a share may be unmounted for a while, and the dispatcher treats
+// such a target as failing (and retries) while every other service keeps running. `ferry config
+// check` prints them as warnings; the dispatcher logs them at start.
+std::vector<ConfigError> TargetFolderWarnings(const Config& config);
+
 // The database the bookkeeper writes and the web service reads: bookkeeper.database, or
 // "sqlite:<data_folder>/ferry.db" when that is empty.
 std::string DatabaseUri(const Config& config);

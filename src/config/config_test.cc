@@ -289,6 +289,21 @@ TEST(ConfigTest, ServiceSectionErrorsNameThePath) {
   EXPECT_TRUE(paths.count("$.supervisor.services[1]"));
 }
 
+TEST(ConfigTest, UnusableTargetFolderIsAWarningNotAnError) {
+  std::string file = ::testing::TempDir() + "/ferry-config-test-not-a-folder";
+  std::ofstream(file) << "x";
+  std::vector<ConfigError> errors;
+  Config c = ParseConfig(R"({"data_folder": ")" + ::testing::TempDir() + R"(/ferry-cfg-data",
+    "targets": {"share": {"target_type": "folder", "folder": ")" + file + R"("}}})",
+                         &errors, /*check_filesystem=*/true);
+  EXPECT_TRUE(errors.empty()) << errors[0].path << " " << errors[0].reason;
+  auto warnings = TargetFolderWarnings(c);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0].path, "$.targets.share.folder");
+  EXPECT_NE(warnings[0].reason.find("not a folder"), std::string::npos);
+  std::remove(file.c_str());
+}
+
 TEST(ConfigTest, TargetErrorsNameThePath) {
   std::vector<ConfigError> errors;
   ParseConfig(R"({"data_folder": "/d", "targets": {

@@ -68,6 +68,10 @@ int RunDispatcherService(const Config& config) {
 
   log->info("dispatching to {} target(s) with {} worker(s)", config.targets.size(),
             config.dispatcher.workers);
+  for (const auto& w : TargetFolderWarnings(config)) {
+    log->warn("{}: {}; sending to this target fails (and is retried) until it is fixed", w.path,
+              w.reason);
+  }
   (*journal)->Append({"service.started", "", "", {{"targets", config.targets.size()}}});
 
   bool running = true;
