@@ -7,8 +7,8 @@ import json
 import os
 import unittest
 
-from ferrytest import (FERRY_BIN, FerryTestCase, dataset_bytes, run, storescu, wait_events,
-                       wait_for)
+from ferrytest import (FERRY_BIN, FerryTestCase, dataset_bytes, free_port, run, storescu,
+                       wait_events, wait_for)
 
 FAST_RETRY = {"retry": {"initial_delay": 0.3, "multiplier": 2, "max_delay": 1,
                         "max_attempts": 50}}
@@ -63,6 +63,7 @@ class DispatchTest(FerryTestCase):
         cfg["receiver"]["port"] = f.port
         cfg["receiver"]["disk_reserve_mb"] = 0
         cfg["router"] = {"series_complete_grace": 0.3}
+        cfg["web"] = {"host": "127.0.0.1", "port": free_port()}  # not the default 8080
         with open(f.config_path, "w") as fh:
             json.dump(cfg, fh)
         f.data = data
@@ -77,9 +78,10 @@ class DispatchTest(FerryTestCase):
         self.assertEqual(task["info"]["uid"], uid)
         self.assertEqual(task["dispatch"]["status"]["delivered"]["state"], "complete")
         self.assertTrue(task["ferry"]["streaming"])
+        # The task is filed under success/ first, then journalled.
+        wait_events(f, "task.completed", 1, service="dispatcher")
         events = [e["event"] for e in f.events("dispatcher")]
         self.assertIn("dispatch.complete", events)
-        self.assertIn("task.completed", events)
 
     def test_streaming_false_sends_after_completion(self):
         out = self.folder("out")
