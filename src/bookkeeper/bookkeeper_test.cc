@@ -26,10 +26,13 @@ class FailingDatabase : public db::Database {
   FailingDatabase(std::unique_ptr<db::Database> inner, bool* fail_commit, int* fail_execute_after)
       : inner_(std::move(inner)), fail_commit_(fail_commit), fail_after_(fail_execute_after) {}
   db::Dialect dialect() const override { return inner_->dialect(); }
-  Result<db::Rows> Query(std::string_view sql, const db::Params& p) override {
-    return inner_->Query(sql, p);
-  }
-  Result<int64_t> Execute(std::string_view sql, const db::Params& p) override {
+  // Query forwards; Execute (rows == nullptr) fails while armed.
+  Status Run(std::string_view sql, const db::Params& p, db::Rows* rows,
+             int64_t* changed) override {
+    if (rows != nullptr) {
+      FERRY_ASSIGN_OR_RETURN(*rows, inner_->Query(sql, p));
+      return Status::Ok();
+    }
     if (race_ && sql.starts_with("UPDATE journal_offsets")) {
       // Another bookkeeper moved the offset between our read and our write.
       race_ = false;
@@ -38,7 +41,7 @@ class FailingDatabase : public db::Database {
           "WHERE file = $1",
           {p.at(0)});
       if (!moved) {
-        return moved;
+        return moved.error();
       }
     }
     if (*fail_after_ == 0) {
@@ -47,7 +50,8 @@ class FailingDatabase : public db::Database {
     if (*fail_after_ > 0) {
       --*fail_after_;
     }
-    return inner_->Execute(sql, p);
+    FERRY_ASSIGN_OR_RETURN(*changed, inner_->Execute(sql, p));
+    return Status::Ok();
   }
   Status ExecuteScript(std::string_view sql) override { return inner_->ExecuteScript(sql); }
   Status Begin() override { return inner_->Begin(); }

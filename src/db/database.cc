@@ -26,6 +26,18 @@ double Row::Real(size_t i) const {
   return v.has_value() ? std::strtod(v->c_str(), nullptr) : 0.0;
 }
 
+Result<Rows> Database::Query(std::string_view sql, const Params& params) {
+  Rows rows;
+  FERRY_RETURN_IF_ERROR(Run(sql, params, &rows, nullptr));
+  return rows;
+}
+
+Result<int64_t> Database::Execute(std::string_view sql, const Params& params) {
+  int64_t changed = 0;
+  FERRY_RETURN_IF_ERROR(Run(sql, params, nullptr, &changed));
+  return changed;
+}
+
 Result<std::unique_ptr<Database>> Database::Open(const std::string& uri) {
   if (uri.starts_with("sqlite:")) {
     return OpenSqlite(uri.substr(7));

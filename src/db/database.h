@@ -54,9 +54,9 @@ class Database {
   virtual Dialect dialect() const = 0;
 
   // One statement; its rows, if any.
-  virtual Result<Rows> Query(std::string_view sql, const Params& params = {}) = 0;
+  Result<Rows> Query(std::string_view sql, const Params& params = {});
   // One statement whose rows are not needed; returns the number of rows changed.
-  virtual Result<int64_t> Execute(std::string_view sql, const Params& params = {}) = 0;
+  Result<int64_t> Execute(std::string_view sql, const Params& params = {});
   // Several statements separated by semicolons, without parameters (schema changes).
   virtual Status ExecuteScript(std::string_view sql) = 0;
 
@@ -68,6 +68,11 @@ class Database {
 
   // The URI with any password replaced by "***", for logs.
   virtual std::string Describe() const = 0;
+
+ protected:
+  // Runs one statement; fills `rows` and `changed` when they are not null.
+  virtual Status Run(std::string_view sql, const Params& params, Rows* rows,
+                     int64_t* changed) = 0;
 };
 
 // Runs `fn` inside a transaction: commits when it returns OK, rolls back otherwise.

@@ -19,24 +19,6 @@ class PostgresDatabase final : public Database {
   Dialect dialect() const override { return Dialect::kPostgres; }
   std::string Describe() const override { return RedactUri(uri_); }
 
-  Result<Rows> Query(std::string_view sql, const Params& params) override {
-    Rows rows;
-    Status s = Run(sql, params, &rows, nullptr);
-    if (!s.ok()) {
-      return s;
-    }
-    return rows;
-  }
-
-  Result<int64_t> Execute(std::string_view sql, const Params& params) override {
-    int64_t changed = 0;
-    Status s = Run(sql, params, nullptr, &changed);
-    if (!s.ok()) {
-      return s;
-    }
-    return changed;
-  }
-
   Status ExecuteScript(std::string_view sql) override {
     FERRY_RETURN_IF_ERROR(EnsureConnected());
     std::string text(sql);
@@ -109,7 +91,8 @@ class PostgresDatabase final : public Database {
     return Status::Internal(msg);
   }
 
-  Status Run(std::string_view sql, const Params& params, Rows* rows, int64_t* changed) {
+  Status Run(std::string_view sql, const Params& params, Rows* rows,
+             int64_t* changed) override {
     FERRY_RETURN_IF_ERROR(EnsureConnected());
     std::vector<std::string> text(params.size());
     std::vector<const char*> values(params.size(), nullptr);

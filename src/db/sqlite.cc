@@ -33,24 +33,6 @@ class SqliteDatabase final : public Database {
   Dialect dialect() const override { return Dialect::kSqlite; }
   std::string Describe() const override { return "sqlite:" + path_; }
 
-  Result<Rows> Query(std::string_view sql, const Params& params) override {
-    Rows rows;
-    Status s = Run(sql, params, &rows, nullptr);
-    if (!s.ok()) {
-      return s;
-    }
-    return rows;
-  }
-
-  Result<int64_t> Execute(std::string_view sql, const Params& params) override {
-    int64_t changed = 0;
-    Status s = Run(sql, params, nullptr, &changed);
-    if (!s.ok()) {
-      return s;
-    }
-    return changed;
-  }
-
   Status ExecuteScript(std::string_view sql) override {
     char* err = nullptr;
     std::string text(sql);
@@ -73,7 +55,8 @@ class SqliteDatabase final : public Database {
   }
 
  private:
-  Status Run(std::string_view sql, const Params& params, Rows* rows, int64_t* changed) {
+  Status Run(std::string_view sql, const Params& params, Rows* rows,
+             int64_t* changed) override {
     sqlite3_stmt* stmt = nullptr;
     int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
     if (rc != SQLITE_OK) {

@@ -235,14 +235,9 @@ std::chrono::seconds LoginThrottle::DelayAfter(int failures) {
   return std::min(delay, kMaxDelay);
 }
 
-std::chrono::seconds LoginThrottle::RetryAfter(const std::string& key) const {
-  std::lock_guard<std::mutex> lock(mu_);
+std::chrono::seconds LoginThrottle::WaitLocked(const std::string& key, SteadyTime now) const {
   auto it = entries_.find(key);
-  if (it == entries_.end()) {
-    return std::chrono::seconds(0);
-  }
-  SteadyTime now = clock_->SteadyNow();
-  if (it->second.blocked_until <= now) {
+  if (it == entries_.end() || it->second.blocked_until <= now) {
     return std::chrono::seconds(0);
   }
   // Round up: "Retry-After: 0" while still blocked would invite a busy loop.
@@ -250,18 +245,9 @@ std::chrono::seconds LoginThrottle::RetryAfter(const std::string& key) const {
   return std::max(left, std::chrono::seconds(1));
 }
 
-void LoginThrottle::RecordFailure(const std::string& key) {
+std::chrono::seconds LoginThrottle::RetryAfter(const std::string& key) const {
   std::lock_guard<std::mutex> lock(mu_);
-  SteadyTime now = clock_->SteadyNow();
-  Entry& e = entries_[key];
-  e.failures++;
-  e.blocked_until = now + DelayAfter(e.failures);
-  // Forget keys that have been quiet for longer than the longest delay.
-  if (entries_.size() > 10000) {
-    for (auto it = entries_.begin(); it != entries_.end();) {
-      it = now - it->second.blocked_until > kMaxDelay ? entries_.erase(it) : std::next(it);
-    }
-  }
+  return WaitLocked(key, clock_->SteadyNow());
 }
 
 std::chrono::seconds LoginThrottle::Attempt(std::initializer_list<std::string> keys) {
@@ -269,11 +255,7 @@ std::chrono::seconds LoginThrottle::Attempt(std::initializer_list<std::string> k
   SteadyTime now = clock_->SteadyNow();
   std::chrono::seconds wait(0);
   for (const auto& key : keys) {
-    auto it = entries_.find(key);
-    if (it != entries_.end() && it->second.blocked_until > now) {
-      auto left = std::chrono::ceil<std::chrono::seconds>(it->second.blocked_until - now);
-      wait = std::max({wait, left, std::chrono::seconds(1)});
-    }
+    wait = std::max(wait, WaitLocked(key, now));
   }
   if (wait.count() > 0) {
     return wait;

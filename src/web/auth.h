@@ -108,7 +108,6 @@ class LoginThrottle {
 
   // How long `key` must still wait; zero when an attempt is allowed now.
   std::chrono::seconds RetryAfter(const std::string& key) const;
-  void RecordFailure(const std::string& key);
   void Reset(const std::string& key);
 
   // Check and count in one step, so that parallel attempts cannot all pass the check before
@@ -125,6 +124,8 @@ class LoginThrottle {
     int failures = 0;
     SteadyTime blocked_until{};
   };
+  std::chrono::seconds WaitLocked(const std::string& key, SteadyTime now) const;
+
   Clock* clock_;
   mutable std::mutex mu_;
   std::map<std::string, Entry> entries_;

@@ -75,21 +75,21 @@ TEST(LoginThrottle, BlocksAfterThreeFailuresAndResets) {
   FakeClock clock;
   LoginThrottle t(&clock);
   for (int i = 0; i < 2; ++i) {
-    t.RecordFailure("user:a");
+    t.Attempt({"user:a"});
     EXPECT_EQ(t.RetryAfter("user:a"), seconds(0));
   }
-  t.RecordFailure("user:a");
+  t.Attempt({"user:a"});
   EXPECT_EQ(t.RetryAfter("user:a"), seconds(1));
   EXPECT_EQ(t.RetryAfter("user:b"), seconds(0));  // other keys are unaffected
   clock.Advance(std::chrono::milliseconds(999));
   EXPECT_EQ(t.RetryAfter("user:a"), seconds(1));
   clock.Advance(std::chrono::milliseconds(1));
   EXPECT_EQ(t.RetryAfter("user:a"), seconds(0));
-  t.RecordFailure("user:a");
+  t.Attempt({"user:a"});
   EXPECT_EQ(t.RetryAfter("user:a"), seconds(2));
   t.Reset("user:a");
   EXPECT_EQ(t.RetryAfter("user:a"), seconds(0));
-  t.RecordFailure("user:a");
+  t.Attempt({"user:a"});
   EXPECT_EQ(t.RetryAfter("user:a"), seconds(0));  // the count started again
 }
 
