@@ -14,7 +14,7 @@ packages=(
   orthanc orthanc-dicomweb
   openssh-server openssh-client
   libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev libcpp-httplib-dev
-  python3-aiosmtpd
+  python3-aiosmtpd libxxhash-dev
 )
 # Node.js and npm run s3rver (the S3 test peer). A machine that already has them (for example from
 # NodeSource) keeps its own; Debian's npm would conflict with it.

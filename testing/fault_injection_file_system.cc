@@ -312,6 +312,22 @@ Status FaultInjectionFileSystem::SyncDir(const std::string& dir) {
   return Status::Ok();
 }
 
+Status FaultInjectionFileSystem::SyncFileSystem(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string p = Normalize(path);
+  FERRY_RETURN_IF_ERROR(MaybeFailLocked("syncfs", p));
+  if (forward_syncs_) {
+    FERRY_RETURN_IF_ERROR(base_->SyncFileSystem(p));
+  }
+  for (auto& [name, data] : files_) {
+    auto size = base_->FileSize(name);
+    data->written = std::max(data->written, size ? *size : 0);
+    data->synced = data->written;
+  }
+  pending_.clear();
+  return Status::Ok();
+}
+
 Status FaultInjectionFileSystem::Rename(const std::string& from, const std::string& to) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string f = Normalize(from);

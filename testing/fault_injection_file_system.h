@@ -65,6 +65,8 @@ class FaultInjectionFileSystem final : public FileSystem {
   Result<std::string> ReadFile(const std::string& path) override;
   Status SyncFile(const std::string& path) override;
   Status SyncDir(const std::string& dir) override;
+  // Makes every tracked file and every pending directory change durable.
+  Status SyncFileSystem(const std::string& path) override;
   Status Rename(const std::string& from, const std::string& to) override;
   Status Link(const std::string& from, const std::string& to) override;
   Status CreateDir(const std::string& path) override;

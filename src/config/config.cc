@@ -863,6 +863,13 @@ Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* error
   rec.Integer("dimse_timeout", &r.dimse_timeout_s, 1, 3600);
   rec.Enum<DurabilityMode>("durability", &r.durability,
                            {{"fsync", DurabilityMode::kFsync}, {"os", DurabilityMode::kOs}});
+  rec.Integer("intake_log_mb", &r.intake_log_mb, 0, 65536);
+  if (r.intake_log_mb != 0 && r.intake_log_mb < 8) {
+    errors->push_back({"$.receiver.intake_log_mb",
+                       fmt::format("{} MiB is too small for the intake log; use at least 8 "
+                                   "(default 512), or 0 to turn it off",
+                                   r.intake_log_mb)});
+  }
   rec.Integer("disk_reserve_mb", &r.disk_reserve_mb, 0, int64_t{1} << 40);
   rec.Integer("shutdown_grace", &r.shutdown_grace_s, 0, 3600);
   ObjectReader tls = rec.Object("tls");

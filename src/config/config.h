@@ -38,6 +38,9 @@ struct ReceiverOptions {
   int network_timeout_s = 30;
   int dimse_timeout_s = 60;
   DurabilityMode durability = DurabilityMode::kFsync;
+  // With durability fsync: MiB of disk for the intake log (spool/intake_log.h); 0 turns it off
+  // (each instance file and its folder entry are then flushed before the response).
+  uint64_t intake_log_mb = 512;
   uint64_t disk_reserve_mb = 1024;
   int shutdown_grace_s = 10;
   TlsOptions tls;

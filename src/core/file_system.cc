@@ -205,6 +205,19 @@ class PosixFileSystem final : public FileSystem {
     return FsyncPath(dir, O_DIRECTORY, "fsync directory");
   }
 
+  Status SyncFileSystem(const std::string& path) override {
+    int fd = RetryOnEintr([&] { return ::open(path.c_str(), O_RDONLY | O_CLOEXEC); });
+    if (fd < 0) {
+      return Errno("syncfs", path);
+    }
+    if (::syncfs(fd) != 0) {
+      Status s = Errno("syncfs", path);
+      ::close(fd);
+      return s;
+    }
+    return CloseFd(fd, path);
+  }
+
   Status Rename(const std::string& from, const std::string& to) override {
     if (::rename(from.c_str(), to.c_str()) != 0) {
       int err = errno;

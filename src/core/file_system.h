@@ -48,6 +48,9 @@ class FileSystem {
   virtual Status SyncFile(const std::string& path) = 0;
   // Makes the directory entries in `dir` (creations, renames, deletions) durable.
   virtual Status SyncDir(const std::string& dir) = 0;
+  // Makes everything written so far to the file system that holds `path` durable: file data
+  // and directory entries, whoever wrote them (syncfs(2)). One flush for many files.
+  virtual Status SyncFileSystem(const std::string& path) = 0;
 
   // rename(2): atomic; replaces an existing file `to`. A directory `from` can only replace an
   // empty directory; otherwise AlreadyExists.

@@ -18,6 +18,13 @@ class ScopedFd {
   ScopedFd& operator=(const ScopedFd&) = delete;
 
   int get() const { return fd_; }
+  // Closes the current descriptor, if any, and owns `fd` instead.
+  void reset(int fd = -1) {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    fd_ = fd;
+  }
   // Gives up ownership without closing.
   int release() {
     int fd = fd_;

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -241,14 +243,34 @@ dicom::StoreStatus Receiver::OnStore(const dicom::AssociationInfo& info,
                              info.id, info.calling_ae, sop, request.sop_instance_uid);
   }
 
-  auto added = spool_->AddInstance(series, sop, request.file_path, header->tags_json, durability_);
+  // With the intake log, the instance is durable once its record is flushed; the spool copy
+  // is made durable by the log's next checkpoint.
+  Durability durability = durability_;
+  std::optional<uint64_t> lsn;
+  if (intake_ != nullptr) {
+    auto appended = intake_->Append(
+        series, sop, info.peer_address + "\\" + info.calling_ae + "\\" + info.called_ae,
+        request.file_path);
+    if (appended) {
+      lsn = *appended;
+      durability = Durability::kOs;
+    } else {
+      WarnIntakeFallback(appended.error());
+    }
+  }
+  auto added = spool_->AddInstance(series, sop, request.file_path, header->tags_json, durability);
   if (!added && added.error().code() == Status::Code::kFailedPrecondition) {
     // The series folder was routed away between the check and the publish: this instance
     // starts a new (follow-up) folder, which needs the tags.
     auto full = dicom::ReadInstanceHeader(request.file_path, ctx);
     if (full) {
-      added = spool_->AddInstance(series, sop, request.file_path, full->tags_json, durability_);
+      added = spool_->AddInstance(series, sop, request.file_path, full->tags_json, durability);
     }
+  }
+  if (lsn) {
+    intake_->Published(*lsn);
+  } else if (intake_ != nullptr) {
+    intake_->NoteDirectWrite();
   }
   if (!added) {
     spool_->fs()->RemoveFile(request.file_path);
@@ -309,6 +331,26 @@ dicom::StoreStatus Receiver::OnStore(const dicom::AssociationInfo& info,
   ++counters_.instances_stored;
   counters_.bytes_stored += request.bytes;
   return dicom::StoreStatus::kSuccess;
+}
+
+void Receiver::WarnIntakeFallback(const Status& why) {
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  int64_t last = intake_warned_at_.load();
+  if (now - last < 60 || !intake_warned_at_.compare_exchange_strong(last, now)) {
+    return;
+  }
+  // A large instance is expected now and then; a full or failing log deserves attention.
+  auto level = why.code() == Status::Code::kUnavailable && why.message().find("largest record") !=
+                                                               std::string::npos
+                   ? spdlog::level::info
+                   : spdlog::level::warn;
+  Logger("receiver")->log(level,
+                          "intake log not used for an instance ({}); flushing the instance file "
+                          "itself, which is slower but just as safe (logged at most once a "
+                          "minute)",
+                          why.ToString());
 }
 
 void Receiver::OnStoreAborted(const dicom::AssociationInfo& info, const std::string& reason) {

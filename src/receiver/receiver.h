@@ -23,6 +23,7 @@
 #include "core/clock.h"
 #include "dicom/storage_scp.h"
 #include "journal/journal.h"
+#include "spool/intake_log.h"
 #include "spool/spool.h"
 
 namespace ferry {
@@ -65,11 +66,16 @@ class Receiver final : public dicom::StoreHandler {
 
   const ReceiverCounters& counters() const { return counters_; }
 
+  // With durability fsync: make instances durable through `log` (must outlive the Receiver)
+  // instead of flushing each file and folder entry. Call before the first association.
+  void UseIntakeLog(IntakeLog* log) { intake_ = log; }
+
  private:
   // Counts a refused or lost instance and journals instance.rejected (empty fields are left out).
   void RecordRejection(const dicom::AssociationInfo& info, const std::string& series_uid,
                        const std::string& sop_uid, const std::string& status,
                        const std::string& reason);
+  void WarnIntakeFallback(const Status& why);
   dicom::StoreStatus Reject(const dicom::AssociationInfo& info, const std::string& file,
                             const std::string& sop_uid, dicom::StoreStatus status,
                             const std::string& reason, std::string* error_comment);
@@ -84,6 +90,8 @@ class Receiver final : public dicom::StoreHandler {
   Journal* journal_;
   Clock* clock_;
   Durability durability_;
+  IntakeLog* intake_ = nullptr;
+  std::atomic<int64_t> intake_warned_at_{0};  // steady-clock seconds of the last warning
   std::vector<IpNetwork> networks_;
   ReceiverCounters counters_;
   std::mutex mu_;

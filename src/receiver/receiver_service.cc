@@ -5,7 +5,9 @@
 #include <thread>
 
 #include "core/logging.h"
+#include "receiver/intake_recovery.h"
 #include "receiver/receiver.h"
+#include "spool/intake_log.h"
 
 namespace ferry {
 namespace {
@@ -61,7 +63,42 @@ int RunReceiverService(const Config& config) {
               *recovered);
   }
 
+  // A log left by an earlier run is honoured whatever the durability is now.
+  auto intake_recovery = RecoverIntakeLog(&spool, journal->get(), CurrentBootId());
+  if (!intake_recovery) {
+    log->error("cannot recover the intake log in {}: {}; the receiver does not start, so that "
+               "no logged instance is lost (check the disk, then restart)",
+               JoinPath(config.data_folder, kIntakeDir), intake_recovery.error().ToString());
+    return 1;
+  }
   Receiver receiver(config.receiver, &spool, journal->get(), RealClock());
+  std::unique_ptr<IntakeLog> intake;
+  const ReceiverOptions& r = config.receiver;
+  if (r.durability == DurabilityMode::kFsync && r.intake_log_mb > 0) {
+    IntakeLog::Options o;
+    o.spool_root = config.data_folder;
+    o.capacity_bytes = r.intake_log_mb << 20;
+    auto opened = IntakeLog::Open(o, fs, intake_recovery->last_lsn);
+    if (opened) {
+      intake = std::move(opened).value();
+      receiver.UseIntakeLog(intake.get());
+    } else {
+      log->error("cannot prepare the intake log: {}; each instance is flushed by itself "
+                 "instead (slower, just as safe)",
+                 opened.error().ToString());
+    }
+  }
+  if (!intake) {
+    // No log: the router must not wait for its checkpoints.
+    const std::string dir = JoinPath(config.data_folder, kIntakeDir);
+    if (fs->Exists(dir)) {
+      s = fs->RemoveTree(dir);
+      if (!s.ok()) {
+        log->error("cannot remove the unused intake log {}: {}", dir, s.ToString());
+        return 1;
+      }
+    }
+  }
   dicom::StorageScp scp(ToScpOptions(config.receiver), &receiver);
   s = scp.Start();
   if (!s.ok()) {
@@ -69,12 +106,13 @@ int RunReceiverService(const Config& config) {
     (*journal)->Append({"service.failed", "", "", {{"reason", s.ToString()}}});
     return 1;
   }
-  const ReceiverOptions& r = config.receiver;
   log->info("listening for DICOM on port {} as AE {} (TLS {}, durability {}, up to {} "
             "associations); data folder {}",
             r.port, r.ae_title, r.tls.enabled ? "on" : "off",
-            r.durability == DurabilityMode::kFsync ? "fsync" : "os", r.max_associations,
-            config.data_folder);
+            r.durability == DurabilityMode::kOs ? "os"
+            : intake                            ? "fsync, intake log"
+                                                : "fsync",
+            r.max_associations, config.data_folder);
   (*journal)->Append({"service.started", "", "",
                       {{"port", r.port}, {"ae_title", r.ae_title}, {"tls", r.tls.enabled}}});
 

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/logging.h"
+#include "spool/intake_log.h"
 #include "spool/task.h"
 
 namespace ferry {
@@ -456,6 +457,23 @@ std::vector<std::string> Router::PendingSeries() const {
   return uids;
 }
 
+bool Router::IntakeDurable(WallTime last_arrival,
+                           std::optional<std::optional<IntakeCheckpoint>>* gate) {
+  if (!gate->has_value()) {
+    auto checkpoint = ReadIntakeCheckpoint(spool_->fs(), spool_->root());
+    if (!checkpoint) {
+      Logger("router")->error("cannot read the receiver's intake checkpoint: {}; routing "
+                              "without waiting for it",
+                              checkpoint.error().ToString());
+      *gate = std::optional<IntakeCheckpoint>();
+    } else {
+      *gate = *checkpoint;
+    }
+  }
+  const std::optional<IntakeCheckpoint>& cp = **gate;
+  return !cp || cp->idle || last_arrival < cp->durable_until;
+}
+
 Result<Router::PassResult> Router::RunOnce() {
   PassResult result;
   FERRY_ASSIGN_OR_RETURN(std::vector<std::string> series, spool_->ListIncomingSeries());
@@ -477,6 +495,7 @@ Result<Router::PassResult> Router::RunOnce() {
     series.push_back(std::move(uid));
   }
   WallTime now = clock_->Now();
+  std::optional<std::optional<IntakeCheckpoint>> intake_gate;  // read when first needed
   // Forget decisions about series that left incoming/ some other way.
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (std::find(series.begin(), series.end(), it->first) == series.end()) {
@@ -533,6 +552,12 @@ Result<Router::PassResult> Router::RunOnce() {
       snap.associations.push_back({a.id, a.ended});
     }
     CompletionDecision d = DecideSeriesCompletion(snap, it->second.policy, now);
+    if (d.complete() && !IntakeDurable(state->last_arrival, &intake_gate)) {
+      // The receiver's intake log vouches for the last instances, the spool copy is not
+      // flushed yet: it will be within one checkpoint (spool/intake_log.h).
+      d.recheck_at = now + kIntakeRecheck;
+      d.reason = CompletionReason::kNotYet;
+    }
     if (!d.complete()) {
       ++result.series_pending;
       if (!result.next_check || d.recheck_at < *result.next_check) {

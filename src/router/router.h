@@ -34,6 +34,7 @@
 #include "journal/journal.h"
 #include "router/completion.h"
 #include "router/rule_set.h"
+#include "spool/intake_log.h"
 #include "spool/spool.h"
 
 namespace ferry {
@@ -62,6 +63,13 @@ class Router {
   std::vector<std::string> PendingSeries() const;
 
  private:
+  // How soon a series complete but not yet durable in the spool is looked at again.
+  static constexpr std::chrono::milliseconds kIntakeRecheck{50};
+  // False while the receiver's intake log has not yet made instances that arrived at
+  // `last_arrival` durable in the spool; `gate` caches the checkpoint for one pass.
+  bool IntakeDurable(WallTime last_arrival,
+                     std::optional<std::optional<IntakeCheckpoint>>* gate);
+
   struct Pending {
     rules::TagLookup::Map tags;  // series.tags
     SeriesDecision decision;

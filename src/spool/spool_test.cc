@@ -59,6 +59,7 @@ class ClaimingFileSystem final : public FileSystem {
   Result<std::string> ReadFile(const std::string& p) override { return base_->ReadFile(p); }
   Status SyncFile(const std::string& p) override { return base_->SyncFile(p); }
   Status SyncDir(const std::string& d) override { return base_->SyncDir(d); }
+  Status SyncFileSystem(const std::string& p) override { return base_->SyncFileSystem(p); }
   Status Rename(const std::string& from, const std::string& to) override {
     if (claims_ > 0 && to.rfind(series_dir_ + "/", 0) == 0) {
       --claims_;
