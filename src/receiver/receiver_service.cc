@@ -82,6 +82,9 @@ int RunReceiverService(const Config& config) {
     if (opened) {
       intake = std::move(opened).value();
       receiver.UseIntakeLog(intake.get());
+    } else if (opened.error().code() == Status::Code::kFailedPrecondition) {
+      log->error("{}", opened.error().ToString());
+      return 1;
     } else {
       log->error("cannot prepare the intake log: {}; each instance is flushed by itself "
                  "instead (slower, just as safe)",
@@ -90,13 +93,11 @@ int RunReceiverService(const Config& config) {
   }
   if (!intake) {
     // No log: the router must not wait for its checkpoints.
-    const std::string dir = JoinPath(config.data_folder, kIntakeDir);
-    if (fs->Exists(dir)) {
-      s = fs->RemoveTree(dir);
-      if (!s.ok()) {
-        log->error("cannot remove the unused intake log {}: {}", dir, s.ToString());
-        return 1;
-      }
+    s = RemoveUnusedIntakeLog(fs, config.data_folder);
+    if (!s.ok()) {
+      log->error("cannot remove the unused intake log in {}: {}", config.data_folder,
+                 s.ToString());
+      return 1;
     }
   }
   dicom::StorageScp scp(ToScpOptions(config.receiver), &receiver);

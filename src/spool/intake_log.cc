@@ -1,6 +1,7 @@
 #include "spool/intake_log.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -179,7 +180,37 @@ Result<uint64_t> HashRange(int fd, uint64_t offset, uint64_t size, const std::st
   return hash;
 }
 
+constexpr std::string_view kLockFile = "lock";
+
+// Takes the intake folder's lock (held for the life of `fd`): one receiver per data folder.
+Status LockIntakeDir(const std::string& dir, ScopedFd* fd) {
+  const std::string path = JoinPath(dir, kLockFile);
+  fd->reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (fd->get() < 0) {
+    return Errno("open", path);
+  }
+  if (::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return Status::FailedPrecondition(fmt::format(
+          "another ferry receiver is using the intake log {}; run one receiver per data folder",
+          dir));
+    }
+    return Errno("lock", path);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+Status RemoveUnusedIntakeLog(FileSystem* fs, const std::string& spool_root) {
+  const std::string dir = JoinPath(spool_root, kIntakeDir);
+  if (!fs->Exists(dir)) {
+    return Status::Ok();
+  }
+  ScopedFd lock;
+  FERRY_RETURN_IF_ERROR(LockIntakeDir(dir, &lock));
+  return fs->RemoveTree(dir);
+}
 
 struct IntakeLog::Segment {
   std::string path;
@@ -325,6 +356,7 @@ Result<std::unique_ptr<IntakeLog>> IntakeLog::Open(const Options& options, FileS
 Status IntakeLog::Start() {
   FERRY_RETURN_IF_ERROR(fs_->CreateDirs(dir_).WithContext("intake log"));
   FERRY_RETURN_IF_ERROR(fs_->SyncDir(options_.spool_root).WithContext("intake log"));
+  FERRY_RETURN_IF_ERROR(LockIntakeDir(dir_, &lock_));
   FERRY_ASSIGN_OR_RETURN(auto names, fs_->ListDir(dir_));
   for (const auto& name : names) {
     if (!IsSegmentName(name)) {

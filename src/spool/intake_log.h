@@ -4,6 +4,7 @@
 //
 //   <spool>/intake/<n>.seg      segments, filled with zeros when created, reused in turn
 //   <spool>/intake/checkpoint   {"lsn": N, "durable_until_ns": T, "idle": B, "boot_id": "..."}
+//   <spool>/intake/lock         flock(2)ed by the receiver that owns the log
 //
 // The receiver appends each instance (the whole staged Part-10 file, its series and SOP
 // Instance UIDs) as a record with a sequence number (LSN) and a hash, waits until the record is
@@ -51,6 +52,7 @@
 #include "core/clock.h"
 #include "core/file_system.h"
 #include "core/result.h"
+#include "core/scoped_fd.h"
 
 namespace ferry {
 
@@ -71,6 +73,10 @@ struct IntakeCheckpoint {
 // mode or with the log turned off): then every instance in incoming/ is as durable as it gets.
 Result<std::optional<IntakeCheckpoint>> ReadIntakeCheckpoint(FileSystem* fs,
                                                              const std::string& spool_root);
+
+// Removes <spool root>/intake/ when the receiver runs without the log (after recovery), so that
+// the router's gate is off. FailedPrecondition if another receiver holds the log.
+Status RemoveUnusedIntakeLog(FileSystem* fs, const std::string& spool_root);
 
 // This machine's boot id (/proc/sys/kernel/random/boot_id); "" if unknown.
 std::string CurrentBootId();
@@ -164,6 +170,7 @@ class IntakeLog {
   FileSystem* const fs_;
   const std::string dir_;
   const std::string boot_id_;
+  ScopedFd lock_;  // intake/lock: one receiver per data folder
   uint64_t segment_bytes_ = 0;
   size_t max_segments_ = 0;
 

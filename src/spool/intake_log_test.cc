@@ -311,5 +311,20 @@ TEST_F(IntakeLogTest, ReopeningContinuesTheSequenceAndReusesSegments) {
   EXPECT_EQ(log->stats().segments, segments);  // the old ones were reused, none created
 }
 
+TEST_F(IntakeLogTest, OneReceiverPerDataFolder) {
+  auto log = OpenLog(Opts());
+  ASSERT_NE(log, nullptr);
+  auto second = IntakeLog::Open(Opts(), DefaultFileSystem(), 0);
+  ASSERT_FALSE(second.has_value());
+  EXPECT_EQ(second.error().code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(second.error().message().find("another ferry receiver"), std::string::npos);
+  // A receiver without the log must not remove the log of one that uses it.
+  EXPECT_EQ(RemoveUnusedIntakeLog(DefaultFileSystem(), root_).code(),
+            Status::Code::kFailedPrecondition);
+  log.reset();
+  EXPECT_TRUE(RemoveUnusedIntakeLog(DefaultFileSystem(), root_).ok());
+  EXPECT_FALSE(stdfs::exists(root_ + "/intake"));
+}
+
 }  // namespace
 }  // namespace ferry
