@@ -3,7 +3,8 @@
 // It implements dicom::StoreHandler: it decides which peers may connect (called AE title check,
 // allow-lists of calling AE titles and IP networks), reads each received instance's header,
 // rejects what cannot be routed (unparseable data, missing or unsafe UIDs) with a DIMSE failure
-// status, publishes the rest durably into incoming/<series uid>/ before the success response,
+// status, publishes the rest durably into incoming/<series uid>/ before the success response
+// (through the intake log when one is set: spool/intake_log.h),
 // records which associations delivered to each series and when they ended, and writes the
 // journal events of all of this. The DICOM side (sockets, DCMTK) is dicom::StorageScp.
 //

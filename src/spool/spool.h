@@ -12,7 +12,8 @@
 // Every file is published by write-to-temp, fsync, rename, fsync(dir) (Durability::kFsync), so
 // no reader ever sees a partial file and an acknowledged file survives a power cut. With
 // Durability::kOs the fsyncs are skipped: files are still atomic, but the last seconds of
-// writes may be lost in a power cut.
+// writes may be lost in a power cut. The receiver publishes instances with kOs when its intake
+// log (intake_log.h) already made them durable.
 //
 // A series folder appears in incoming/ atomically with its series.tags already inside: it is
 // built in tmp/ and renamed into place. The last arrival time of a series is the modification

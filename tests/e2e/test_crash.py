@@ -8,8 +8,8 @@ import unittest
 
 import pydicom
 
-from ferrytest import (TOOL_ENV, complete_dicom, dataset_bytes, echoscu, Ferry, FerryTestCase,
-                       store_results, wait_for)
+from ferrytest import (TOOL_ENV, complete_dicom, dataset_bytes, echoscu, free_port, Ferry,
+                       FerryTestCase, storescu, store_results, wait_for)
 
 
 class CrashTest(FerryTestCase):
@@ -96,6 +96,33 @@ class CrashTest(FerryTestCase):
         self.assertEqual(g.stop(), 0)
         print(f"\nkilled after {len(acked)} acknowledged, {len(stored)} stored; staging left by "
               f"the killed run: {len(staging_before)} file(s)")
+
+    def test_intake_log_has_one_owner_and_goes_away_without_fsync(self):
+        _, files = self.make_series(3)
+        f = self.ferry().start()  # durability fsync: the intake log is on by default
+        self.assertEqual(storescu(f.port, files).returncode, 0)
+        intake = os.path.join(f.data, "intake")
+        self.assertTrue(os.path.exists(os.path.join(intake, "checkpoint")))
+        self.assertGreaterEqual(len(glob.glob(os.path.join(intake, "*.seg"))), 2)
+        self.assertIn("durability fsync, intake log", f.log_text())
+
+        # A second receiver on the same data folder refuses to start and says why.
+        second = Ferry(f.workdir, port=free_port())
+        self._ferries.append(second)
+        second.start(wait=False)
+        wait_for(lambda: second.proc.poll() is not None, 30, what="the second receiver to exit")
+        self.assertEqual(second.proc.returncode, 1)
+        self.assertIn("another ferry receiver is using the intake log", second.log_text())
+        self.assertEqual(echoscu(f.port).returncode, 0)
+        self.assertEqual(f.stop(), 0)
+
+        # Without fsync there is no log: the folder goes, so the router waits for nothing.
+        g = Ferry(f.workdir, port=f.port, receiver={"durability": "os"})
+        self._ferries.append(g)
+        g.start()
+        self.assertFalse(os.path.exists(intake))
+        self.assertEqual(g.stop(), 0)
+        self.assertEqual(len(g.instances()), 3)
 
 
 if __name__ == "__main__":
