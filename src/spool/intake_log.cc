@@ -379,7 +379,8 @@ Status IntakeLog::Start() {
     free_.push_back(std::move(segment));
   }
   segment_count_ = free_.size();
-  while (free_.size() < 2) {
+  if (free_.empty()) {
+    // One to start with; the checkpointer prepares the next one in the background.
     FERRY_ASSIGN_OR_RETURN(auto segment, CreateSegment());
     free_.push_back(std::move(segment));
   }
