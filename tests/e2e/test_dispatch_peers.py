@@ -136,6 +136,12 @@ class DispatchPeersTest(FerryTestCase):
                 if (kind is None or e["event"] == kind)
                 and (task_id is None or e.get("task_id") == task_id)]
 
+    def completed(self, f, task_id):
+        """The task.completed events of a task seen in success/ (journalled just after the
+        move there)."""
+        return wait_for(lambda: self.events(f, "task.completed", task_id), 10,
+                        what=f"task.completed of {task_id}")
+
     def wait_delivered(self, peer, files, timeout=30):
         """Waits until every instance of `files` is at the storescp/dcmrecv `peer` (at least
         once); returns the SOP Instance UIDs of everything there."""
@@ -194,7 +200,7 @@ class DispatchPeersTest(FerryTestCase):
         stored = glob.glob(os.path.join(f.data, "success", task_id, "*.dcm"))
         self.assertEqual(sum(e["details"]["bytes"] for e in sent),
                          sum(os.path.getsize(p) for p in stored))
-        completed = self.events(f, "task.completed", task_id)
+        completed = self.completed(f, task_id)
         self.assertEqual(len(completed), 1)
         self.assertEqual(completed[0]["details"]["attempt"], 1)
         self.assertLessEqual(journal_time(sent[-1]), journal_time(completed[0]))
@@ -254,8 +260,7 @@ class DispatchPeersTest(FerryTestCase):
         self.assertGreaterEqual(attempts, 3)
         complete = self.events(f, "dispatch.complete", task_id)
         self.assertEqual(complete[-1]["details"]["attempt"], attempts)
-        self.assertEqual(self.events(f, "task.completed", task_id)[0]["details"]["attempt"],
-                         attempts)
+        self.assertEqual(self.completed(f, task_id)[0]["details"]["attempt"], attempts)
         self.assertEqual(self.events(f, "task.failed"), [])
 
     def test_refused_sop_class_goes_to_error_and_is_not_retried(self):
@@ -357,7 +362,7 @@ class DispatchPeersTest(FerryTestCase):
         recovered = self.events(f, "task.recovered", task_id)
         self.assertEqual(len(recovered), 1, self.events(f))
         self.assertEqual(recovered[0]["pid"], restarted[0])
-        self.assertEqual(len(self.events(f, "task.completed", task_id)), 1)
+        self.assertEqual(len(self.completed(f, task_id)), 1)
         self.assertEqual(os.listdir(claimed), [])
         print(f"\nkilled with {at_kill} of {count} instances at the destination; "
               f"{len(dest.files())} files there at the end")
@@ -449,7 +454,7 @@ class DispatchPeersTest(FerryTestCase):
         # One task per series, completed only after its last instance arrived.
         self.assertEqual(len(self.tasks(f, "success")), 2)
         for task_id in (ct_task, mr_task):
-            completed = self.events(f, "task.completed", task_id)
+            completed = self.completed(f, task_id)
             self.assertEqual(len(completed), 1)
             self.assertGreater(journal_time(completed[0]), second_half_sent)
         # Each series was complete once, with all its instances (the pause did not end it).

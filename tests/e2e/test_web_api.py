@@ -217,6 +217,7 @@ class WebApiTest(FerryTestCase):
         self.assertEqual(self.search(limit=1, offset=1)["items"][0]["task_id"], task_a)
 
         # Task detail: the timeline in order, task.json read live from the spool.
+        self.wait_search([task_a], state="success", series_uid=uid_a)  # task.completed loaded
         detail = self.api.ok("GET", f"/api/v1/tasks/{task_a}")
         self.assertEqual(detail["task"]["series_uid"], uid_a)
         self.assertEqual(detail["spool_stage"], "success")
