@@ -140,11 +140,22 @@ int RunReceiverService(const Config& config) {
     idle = scp.WaitIdle(std::chrono::seconds(5));
   }
   const ReceiverCounters& c = receiver.counters();
-  (*journal)->Append({"service.stopped", "", "",
-                      {{"instances_stored", c.instances_stored.load()},
-                       {"instances_rejected", c.instances_rejected.load()},
-                       {"associations", c.associations.load()},
-                       {"clean", idle}}});
+  nlohmann::json stopped = {{"instances_stored", c.instances_stored.load()},
+                            {"instances_rejected", c.instances_rejected.load()},
+                            {"associations", c.associations.load()},
+                            {"clean", idle}};
+  if (intake) {
+    IntakeLog::Stats st = intake->stats();
+    stopped["intake_log"] = {{"appended", st.appended},
+                             {"flushes", st.flushes},
+                             {"checkpoints", st.checkpoints},
+                             {"segments", st.segments},
+                             {"full_waits", st.full_waits}};
+    log->info("intake log: {} instances in {} flushes, {} checkpoints, {} segments, waited for "
+              "room {} times",
+              st.appended, st.flushes, st.checkpoints, st.segments, st.full_waits);
+  }
+  (*journal)->Append({"service.stopped", "", "", std::move(stopped)});
   log->info("receiver stopped: {} instances stored, {} rejected in {} associations", 
             c.instances_stored.load(), c.instances_rejected.load(), c.associations.load());
   if (!idle) {
