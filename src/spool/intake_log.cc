@@ -132,7 +132,8 @@ int64_t ToNanos(WallTime t) {
 }
 
 bool IsSegmentName(const std::string& name) {
-  return name.size() > kSegmentSuffix.size() && name.ends_with(kSegmentSuffix) &&
+  return name.size() > kSegmentSuffix.size() && name.size() <= kSegmentSuffix.size() + 18 &&
+         name.ends_with(kSegmentSuffix) &&
          name.find_first_not_of("0123456789") == name.size() - kSegmentSuffix.size();
 }
 
