@@ -41,6 +41,21 @@ static void Check(int ok, const char* what) {
   }
 }
 
+// Times creating SAMPLES files of `size` bytes named <dir>/<prefix><n>, with fdatasync if `flush`.
+static void CreateFiles(const char* dir, const char* prefix, const char* buf, size_t size,
+                        int flush) {
+  char path[4096];
+  for (int i = 0; i < SAMPLES; ++i) {
+    snprintf(path, sizeof path, "%s/%s%d", dir, prefix, i);
+    double start = NowMs();
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    Check(fd >= 0 && write(fd, buf, size) == (ssize_t)size && (!flush || fdatasync(fd) == 0),
+          prefix);
+    close(fd);
+    t[i] = NowMs() - start;
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s DIR [BYTES]\n", argv[0]);
@@ -67,14 +82,7 @@ int main(int argc, char** argv) {
   }
   Report("create + fdatasync + rename + fsync(dir)");
 
-  for (int i = 0; i < SAMPLES; ++i) {
-    snprintf(a, sizeof a, "%s/create%d", dir, i);
-    double start = NowMs();
-    int fd = open(a, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    Check(fd >= 0 && write(fd, buf, size) == (ssize_t)size && fdatasync(fd) == 0, "create");
-    close(fd);
-    t[i] = NowMs() - start;
-  }
+  CreateFiles(dir, "create", buf, size, 1);
   Report("create + fdatasync");
 
   static int pool[SAMPLES];
@@ -116,14 +124,7 @@ int main(int argc, char** argv) {
   }
   Report("the same with O_DIRECT | O_DSYNC");
 
-  for (int i = 0; i < SAMPLES; ++i) {
-    snprintf(a, sizeof a, "%s/plain%d", dir, i);
-    double start = NowMs();
-    int fd = open(a, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    Check(fd >= 0 && write(fd, buf, size) == (ssize_t)size, "plain");
-    close(fd);
-    t[i] = NowMs() - start;
-  }
+  CreateFiles(dir, "plain", buf, size, 0);
   Report("create, no flush");
   return 0;
 }

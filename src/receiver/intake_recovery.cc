@@ -97,8 +97,11 @@ Result<IntakeRecovery> RecoverIntakeLog(Spool* spool, Journal* journal,
     ++result.replayed;
     series.insert(record.series_uid);
   }
-  // Everything the log vouched for is now durable in the spool itself.
-  FERRY_RETURN_IF_ERROR(fs->SyncFileSystem(spool->root()).WithContext("intake log recovery"));
+  // Everything the log vouched for is now durable in the spool itself (nothing to do when the
+  // last run ended with a checkpoint).
+  if (!scan.after_checkpoint.empty()) {
+    FERRY_RETURN_IF_ERROR(fs->SyncFileSystem(spool->root()).WithContext("intake log recovery"));
+  }
   if (result.replayed > 0) {
     log->warn("put back {} instance(s) of {} series from the intake log into incoming/: the "
               "machine stopped (power cut or crash) before they were flushed from the spool; "

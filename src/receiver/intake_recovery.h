@@ -4,8 +4,8 @@
 // Records written in the current boot are skipped: the killed process's writes are still in
 // the operating system's cache, so the spool has them. After a reboot, a record whose file in
 // incoming/<series>/ is missing or differs is published again (durably, with the series
-// folder and its series.tags rebuilt from the instance if needed). Then the spool is flushed,
-// so that the log can start over.
+// folder and its series.tags rebuilt from the instance if needed). Then, if the log held any
+// record above its checkpoint, the spool is flushed, so that the log can start over.
 #pragma once
 
 #include <cstdint>

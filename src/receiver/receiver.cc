@@ -255,7 +255,7 @@ dicom::StoreStatus Receiver::OnStore(const dicom::AssociationInfo& info,
       lsn = *appended;
       durability = Durability::kOs;
     } else {
-      WarnIntakeFallback(appended.error());
+      WarnIntakeFallback(request.file_path, appended.error());
     }
   }
   auto added = spool_->AddInstance(series, sop, request.file_path, header->tags_json, durability);
@@ -333,7 +333,7 @@ dicom::StoreStatus Receiver::OnStore(const dicom::AssociationInfo& info,
   return dicom::StoreStatus::kSuccess;
 }
 
-void Receiver::WarnIntakeFallback(const Status& why) {
+void Receiver::WarnIntakeFallback(const std::string& file, const Status& why) {
   int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                     std::chrono::steady_clock::now().time_since_epoch())
                     .count();
@@ -342,10 +342,8 @@ void Receiver::WarnIntakeFallback(const Status& why) {
     return;
   }
   // A large instance is expected now and then; a full or failing log deserves attention.
-  auto level = why.code() == Status::Code::kUnavailable && why.message().find("largest record") !=
-                                                               std::string::npos
-                   ? spdlog::level::info
-                   : spdlog::level::warn;
+  auto size = spool_->fs()->FileSize(file);
+  auto level = size && *size > intake_->max_payload() ? spdlog::level::info : spdlog::level::warn;
   Logger("receiver")->log(level,
                           "intake log not used for an instance ({}); flushing the instance file "
                           "itself, which is slower but just as safe (logged at most once a "

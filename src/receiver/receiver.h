@@ -76,7 +76,7 @@ class Receiver final : public dicom::StoreHandler {
   void RecordRejection(const dicom::AssociationInfo& info, const std::string& series_uid,
                        const std::string& sop_uid, const std::string& status,
                        const std::string& reason);
-  void WarnIntakeFallback(const Status& why);
+  void WarnIntakeFallback(const std::string& file, const Status& why);
   dicom::StoreStatus Reject(const dicom::AssociationInfo& info, const std::string& file,
                             const std::string& sop_uid, dicom::StoreStatus status,
                             const std::string& reason, std::string* error_comment);

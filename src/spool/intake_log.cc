@@ -587,7 +587,6 @@ void IntakeLog::Published(uint64_t lsn) {
 
 void IntakeLog::NoteDirectWrite() {
   std::lock_guard<std::mutex> lock(mu_);
-  direct_writes_ = true;
   gate_behind_ = true;
   last_publication_ = PreciseNow();
 }
@@ -616,7 +615,7 @@ Status IntakeLog::Checkpoint() {
     std::lock_guard<std::mutex> gate(gate_mu_);
     std::lock_guard<std::mutex> lock(mu_);
     target = in_flight_.empty() ? last_lsn_ : *in_flight_.begin() - 1;
-    if (target <= checkpoint_lsn_ && !direct_writes_ && !gate_behind_) {
+    if (target <= checkpoint_lsn_ && !gate_behind_) {
       // Every instance published so far is durable in the spool, and nothing is on its way:
       // say so, and the router stops comparing times (folders also change for other reasons,
       // such as an operator's force-complete marker).
@@ -626,7 +625,6 @@ Status IntakeLog::Checkpoint() {
       }
       return Status::Ok();
     }
-    direct_writes_ = false;
     // Instances published after `durable_until` need another checkpoint.
     gate_behind_ = !in_flight_.empty() || last_publication_ >= durable_until;
   }

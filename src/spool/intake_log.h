@@ -184,8 +184,8 @@ class IntakeLog {
   uint64_t last_lsn_ = 0;        // last LSN handed out
   uint64_t checkpoint_lsn_ = 0;  // every record up to here is durable in the spool
   std::set<uint64_t> in_flight_;  // appended, not yet published
-  bool direct_writes_ = false;    // NoteDirectWrite() since the last checkpoint
-  bool gate_behind_ = false;      // the gate time predates the last publication
+  // The gate time may predate the last publication (Published() or NoteDirectWrite()).
+  bool gate_behind_ = false;
   WallTime last_publication_;
   Stats stats_;
 

@@ -237,7 +237,6 @@ TEST_F(IntakeLogTest, ConcurrentAppendsAllComeBack) {
   for (size_t i = 0; i < scan.after_checkpoint.size(); ++i) {
     EXPECT_EQ(scan.after_checkpoint[i].lsn, i + 1);
   }
-  EXPECT_LE(log->stats().flushes, 160u);
 }
 
 TEST_F(IntakeLogTest, TheGateTimeSeparatesFilesBeforeAndAfterACheckpoint) {
