@@ -535,6 +535,7 @@ void ParseTargets(ObjectReader& top, bool check_filesystem, Config* config) {
         tls.String("certificate", &o.tls.certificate_file);
         tls.String("ca", &o.tls.ca_file);
         tls.Bool("verify_peer", &o.tls.verify_peer);
+        tls.Bool("verify_host", &o.tls.verify_host);
         tls.Finish();
         required("ip", o.ip);
         required("aet_target", o.aet_target);

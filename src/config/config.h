@@ -112,6 +112,7 @@ struct ClientTlsOptions {
   std::string certificate_file;  // PEM certificate of ferry
   std::string ca_file;           // PEM CA certificate(s) trusted for the peer; empty: system CAs
   bool verify_peer = true;       // check the peer's certificate
+  bool verify_host = true;       // dicom TLS: the certificate must name the target's ip
 };
 
 struct TargetOptions {

@@ -25,6 +25,8 @@
 #include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmnet/dul.h>
 #include <dcmtk/dcmtls/tlslayer.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <fmt/format.h>
 
 #include "core/scoped_fd.h"
@@ -446,6 +448,18 @@ Status StorageScu::Impl::SetUpNetwork() {
     tls->addTrustedCertificateDir("/etc/ssl/certs", DCF_Filetype_PEM);
   }
   tls->setCertificateVerification(t.verify_peer ? DCV_requireCertificate : DCV_ignoreCertificate);
+  if (t.verify_peer && t.verify_host) {
+    // DCMTK checks the chain only; the name is checked by OpenSSL during the handshake.
+    X509_VERIFY_PARAM* param = SSL_CTX_get0_param(tls->getNativeHandle());
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    // An address is matched against the certificate's IP entries, a name against its DNS
+    // entries (set1_ip_asc fails for anything that is not an address).
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, options.host.c_str()) != 1 &&
+        X509_VERIFY_PARAM_set1_host(param, options.host.c_str(), 0) != 1) {
+      return Status::FailedPrecondition(
+          fmt::format("cannot set up the TLS host name check for \"{}\"", options.host));
+    }
+  }
   cond = ASC_setTransportLayer(network, tls, 0);
   if (cond.bad()) {
     return Status::Internal("cannot set the TLS transport layer: " + ConditionText(cond));
@@ -478,8 +492,10 @@ Status StorageScu::Impl::ConnectError(const OFCondition& cond) const {
   if (options.tls.enabled && (Contains(text, "TLS") || Contains(text, "SSL"))) {
     return Status::Unavailable(fmt::format(
         "TLS handshake with {} failed: {}; check that the destination speaks DICOM TLS, that "
-        "tls.ca holds the CA of its certificate and that it trusts ferry's certificate",
-        Peer(), text));
+        "tls.ca holds the CA of its certificate, that the certificate names \"{}\" (the "
+        "target's ip; tls.verify_host: false skips this check) and that the destination "
+        "trusts ferry's certificate",
+        Peer(), text, options.host));
   }
   return Status::Unavailable(fmt::format("cannot open an association with {} ({} -> {}): {}",
                                          Peer(), options.calling_ae, options.called_ae, text));

@@ -43,6 +43,9 @@ struct ScuTlsOptions {
   std::string certificate_file;  // PEM certificate of ferry
   std::string ca_file;           // PEM CA certificate(s) trusted for the peer; empty: system CAs
   bool verify_peer = true;
+  // With verify_peer: the certificate must name `host` (a DNS name or an IP address in its
+  // subjectAltName, or its common name when it has none).
+  bool verify_host = true;
 };
 
 struct ScuOptions {

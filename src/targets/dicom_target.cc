@@ -41,6 +41,7 @@ dicom::ScuOptions ScuOptionsFor(const TargetOptions& o) {
   s.tls.certificate_file = o.tls.certificate_file;
   s.tls.ca_file = o.tls.ca_file;
   s.tls.verify_peer = o.tls.verify_peer;
+  s.tls.verify_host = o.tls.verify_host;
   return s;
 }
 

@@ -279,7 +279,32 @@ class DicomTargetTest(FerryTestCase):
         with self.subTest(case="plain TCP to a TLS destination"):
             check = self.targets("test", self.config(dest=self.dicom(scp.port)), "dest")
             self.assertEqual(check.returncode, 1, check.stdout)
+        with self.subTest(case="the host name the certificate names"):
+            by_name = dict(target, ip="localhost")
+            check = self.targets("test", self.config(dest=by_name), "dest")
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         self.assertEqual(len(scp.files()), 2)
+
+    def test_tls_certificate_for_another_host_is_refused(self):
+        pki = tempfile.mkdtemp(dir=self.workdir, prefix="pki-")
+        make_ca(pki, "ca")
+        make_cert(pki, "server", "ca", "serverAuth", names="DNS:pacs.elsewhere.example")
+        pem = lambda name: os.path.join(pki, name)  # noqa: E731
+        scp = self.storescp(extra_args=["+tls", pem("server.key"), pem("server.crt"), "-ic"])
+        target = self.dicom(scp.port, tls={"enabled": True, "ca": pem("ca.crt")})
+        check = self.targets("test", self.config(dest=target), "dest")
+        self.assertEqual(check.returncode, 1, check.stdout)
+        self.assertRegex(check.stdout, r"^FAIL dest .*TLS handshake with 127\.0\.0\.1:\d+ failed")
+        self.assertIn('the certificate names "127.0.0.1"', check.stdout)
+        _, files = self.make_series(1)
+        got, p = self.send(target, files, expect_ok=False)
+        self.assertNotEqual(got[files[0]][0], "delivered", p.stdout)
+        self.assertEqual(scp.files(), [])
+        with self.subTest(case="verify_host false: the chain is still checked, the name not"):
+            lax = self.dicom(scp.port, tls={"enabled": True, "ca": pem("ca.crt"),
+                                            "verify_host": False})
+            check = self.targets("test", self.config(dest=lax), "dest")
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
 
     # -- calling AE title through the pipeline ------------------------------------------------
 

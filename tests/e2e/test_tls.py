@@ -23,11 +23,11 @@ def make_ca(folder, name):
             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder)
 
 
-def make_cert(folder, name, ca, usage):
+def make_cert(folder, name, ca, usage, names="IP:127.0.0.1,DNS:localhost"):
     ext = os.path.join(folder, f"{name}.ext")
     with open(ext, "w") as f:
         f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-                f"extendedKeyUsage={usage}\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n")
+                f"extendedKeyUsage={usage}\nsubjectAltName={names}\n")
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
             f"{name}.csr", "-subj", f"/CN=ferry e2e {name}", cwd=folder)
     openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
