@@ -23,6 +23,9 @@ constexpr std::string_view kSeriesMoveDir = ".series";
 constexpr auto kStreamLinger = std::chrono::milliseconds(50);
 // Instances per Send call.
 constexpr size_t kBatch = 256;
+// How often a long transfer records what was delivered, so that a dispatcher killed in the
+// middle resends at most this much.
+constexpr auto kProgressInterval = std::chrono::seconds(5);
 
 Priority ParsePriority(const Json& task) {
   std::string p = task.value("/ferry/priority"_json_pointer, std::string("normal"));
@@ -301,6 +304,7 @@ bool Dispatcher::Claim(const std::string& id) {
   a->context.sender_aet = task.value("/info/sender_aet"_json_pointer, std::string());
   a->context.receiver_aet = task.value("/info/receiver_aet"_json_pointer, std::string());
   a->context.cancel = &cancel_;
+  a->saved_at = clock_->Now();
   const Json* delivered = task.contains("/ferry/dispatch/delivered"_json_pointer)
                               ? &task.at("/ferry/dispatch/delivered"_json_pointer)
                               : nullptr;
@@ -853,6 +857,7 @@ WallTime Dispatcher::Pass(bool all, const std::set<std::string>& changed) {
   StartJobs();
   WallTime now = clock_->Now();
   WallTime next = now + std::chrono::seconds(30);
+  SaveProgress(now, &next);
   std::optional<WallTime> ready;
   queue_.Ready(now, false, &ready);
   if (ready && *ready < next) {
@@ -864,6 +869,33 @@ WallTime Dispatcher::Pass(bool all, const std::set<std::string>& changed) {
     }
   }
   return next;
+}
+
+void Dispatcher::SaveProgress(WallTime now, WallTime* next) {
+  for (auto& [id, a] : active_) {
+    bool running = false;
+    size_t delivered = 0;
+    {
+      std::lock_guard<std::mutex> lock(a->mu);
+      for (const auto& d : a->dests) {
+        running |= d.running;
+        delivered += d.delivered.size();
+      }
+    }
+    if (!running) {
+      continue;
+    }
+    WallTime due = a->saved_at + kProgressInterval;
+    if (now >= due) {
+      if (delivered != a->saved_delivered) {
+        WriteTaskJson(a.get());
+        a->saved_delivered = delivered;
+      }
+      a->saved_at = now;
+      due = now + kProgressInterval;
+    }
+    *next = std::min(*next, due);
+  }
 }
 
 void Dispatcher::Shutdown() {

@@ -114,6 +114,9 @@ class Dispatcher {
     WallTime created;
     WallTime received;  // the series' first instance arrived (ferry.received_at): ordered targets
     TaskContext context;
+    // Delivered instances counted when SaveProgress last looked, and when it did.
+    size_t saved_delivered = 0;
+    WallTime saved_at;
     // Guards dests[*].delivered/failed (written by jobs) and `changes`.
     std::mutex mu;
     std::condition_variable cv;
@@ -140,6 +143,9 @@ class Dispatcher {
   };
 
   void ScanOutgoing();
+  // Writes task.json for tasks whose running jobs delivered more since the last write, at most
+  // once per interval; lowers `next` to when it should look again.
+  void SaveProgress(WallTime now, WallTime* next);
   Result<Waiting> ReadWaiting(const std::string& id);
   bool Claim(const std::string& id);
   void StartJobs();

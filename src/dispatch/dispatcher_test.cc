@@ -1,8 +1,10 @@
 #include "dispatch/dispatcher.h"
 
+#include <condition_variable>
 #include <filesystem>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "spool/task.h"
@@ -14,9 +16,12 @@ namespace {
 using Json = nlohmann::json;
 
 // A target whose answers the test scripts: per file name, how many times it fails (transiently
-// or permanently) before it accepts.
+// or permanently) before it accepts; and a file before which Send() waits until released.
 struct Script {
   std::mutex mu;
+  std::condition_variable cv;
+  std::string hold_at;
+  bool holding = false;
   std::map<std::string, int> transient_failures;
   std::set<std::string> permanent;
   std::vector<std::string> sent;  // every attempt, in order
@@ -38,9 +43,15 @@ class ScriptedTarget : public Target {
     explicit Session(Script* s) : s_(s) {}
     void Send(const std::vector<OutgoingInstance>& instances,
               std::vector<InstanceResult>* results) override {
-      std::lock_guard<std::mutex> lock(s_->mu);
+      std::unique_lock<std::mutex> lock(s_->mu);
       for (const auto& i : instances) {
         std::string name = BaseName(i.path);
+        if (name == s_->hold_at) {
+          s_->holding = true;
+          s_->cv.notify_all();
+          s_->cv.wait(lock, [&] { return s_->hold_at.empty(); });
+          s_->holding = false;
+        }
         s_->sent.push_back(name);
         if (s_->permanent.count(name)) {
           results->push_back({Outcome::kPermanent, "refused"});
@@ -206,6 +217,48 @@ TEST_F(DispatcherTest, RestartContinuesTheScheduleFromTaskJson) {
   EXPECT_EQ(script_.sent.size(), 1u);  // the backoff still holds
   clock_.Advance(std::chrono::seconds(2));
   ASSERT_TRUE(RunUntil(kSuccess, id));
+}
+
+TEST_F(DispatcherTest, ALongTransferRecordsItsProgressWhileItRuns) {
+  // 300 files: the first batch (256) is delivered, the second waits at its first file.
+  std::vector<std::string> files;
+  for (int i = 0; i < 300; ++i) {
+    files.push_back(fmt::format("{:03}.dcm", i));
+  }
+  script_.hold_at = files[256];
+  Start();
+  std::string id = AddTask(files);
+  const std::string task_json = JoinPath(JoinPath(spool_->StagePath(kTmp), "dispatcher"), id);
+  auto delivered_on_disk = [&] {
+    auto text = fs_->ReadFile(JoinPath(task_json, "task.json"));
+    Json t = text ? Json::parse(*text, nullptr, false) : Json();
+    auto p = "/ferry/dispatch/delivered/pacs"_json_pointer;
+    return t.is_object() && t.contains(p) ? t.at(p).size() : size_t{0};
+  };
+  bool held = false;
+  for (int i = 0; i < 400 && !held; ++i) {
+    dispatcher_->RunOnce();
+    std::lock_guard<std::mutex> lock(script_.mu);
+    held = script_.holding;
+    if (!held) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  ASSERT_TRUE(held);
+  dispatcher_->RunOnce();
+  EXPECT_EQ(delivered_on_disk(), 0u);  // not yet: at most once per interval
+  clock_.Advance(std::chrono::seconds(5));
+  dispatcher_->RunOnce();
+  // What a dispatcher killed now would resume from: the first batch is not sent again.
+  EXPECT_EQ(delivered_on_disk(), 256u);
+  {
+    std::lock_guard<std::mutex> lock(script_.mu);
+    script_.hold_at.clear();
+  }
+  script_.cv.notify_all();
+  ASSERT_TRUE(RunUntil(kSuccess, id));
+  EXPECT_EQ(script_.sent.size(), 300u);
+  EXPECT_EQ(TaskJson(kSuccess, id)["ferry"]["dispatch"]["delivered"]["pacs"].size(), 300u);
 }
 
 TEST_F(DispatcherTest, PermanentFailureGoesToErrorAtOnce) {
