@@ -317,6 +317,10 @@ bool Dispatcher::Claim(const std::string& id) {
         d.delivered.insert(f.get<std::string>());
       }
     }
+    auto to = "/ferry/dispatch/delivered_to"_json_pointer / name;
+    if (task.contains(to) && task.at(to).is_string()) {
+      d.delivered_to = task.at(to).get<std::string>();
+    }
     a->dests.push_back(std::move(d));
   }
   queue_.Remove(id);
@@ -417,6 +421,18 @@ void Dispatcher::StartJob(Active* a, size_t index, const std::string& target_nam
   d.parked = false;
   d.target = target_name;
   d.error.clear();
+  if (d.name != target_name) {
+    std::lock_guard<std::mutex> lock(a->mu);
+    if (!d.delivered.empty() && !d.delivered_to.empty() && d.delivered_to != target_name) {
+      Logger("dispatcher")->info("task {}: group {} now sends to {}; {} holds only {} instance(s) "
+                                 "of the task, so {} gets all of them",
+                                 a->id, d.name, target_name, d.delivered_to, d.delivered.size(),
+                                 target_name);
+      d.delivered.clear();
+      d.failed.clear();
+    }
+    d.delivered_to = target_name;
+  }
   ++running_;
   ++health_[target_name].in_flight;
   auto found = targets_.find(target_name);
@@ -640,12 +656,16 @@ void Dispatcher::HandleDone(const JobDone& done) {
 void Dispatcher::WriteTaskJson(Active* a) {
   Json& t = a->task;
   Json delivered = Json::object();
+  Json delivered_to = Json::object();
   Json errors = Json::object();
   std::string now = FormatIso8601(clock_->Now());
   {
     std::lock_guard<std::mutex> lock(a->mu);
     for (const auto& d : a->dests) {
       delivered[d.name] = d.delivered;
+      if (!d.delivered_to.empty() && d.delivered_to != d.name) {
+        delivered_to[d.name] = d.delivered_to;
+      }
       std::string state = d.complete ? "complete" : d.permanent || d.transient ? "error" : "waiting";
       t["dispatch"]["status"][d.name] = {{"state", state}, {"time", now}};
       if (!d.error.empty()) {
@@ -654,6 +674,11 @@ void Dispatcher::WriteTaskJson(Active* a) {
     }
   }
   t["ferry"]["dispatch"]["delivered"] = delivered;
+  if (delivered_to.empty()) {
+    t["ferry"]["dispatch"].erase("delivered_to");
+  } else {
+    t["ferry"]["dispatch"]["delivered_to"] = delivered_to;
+  }
   t["ferry"]["dispatch"]["errors"] = errors;
   Status s = spool_->WriteFileAtomic(a->dir, kTaskFile, t.dump(2) + "\n", Durability::kFsync);
   if (!s.ok()) {

@@ -97,6 +97,9 @@ class Dispatcher {
     uint64_t parked_at = 0;  // the task's change counter when it parked
     std::string error;
     std::set<std::string> delivered;  // file names confirmed by the destination
+    // The group member that confirmed `delivered` (empty: not known, or not a group). A series
+    // is never left split over members: a job on another member sends all of it again.
+    std::string delivered_to;
     std::map<std::string, std::string> failed;  // file name -> reason (permanent)
   };
 

@@ -98,9 +98,15 @@ class DispatcherTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  void Start() {
+  // `scripts`: the answers of each configured target (default: script_ for "pacs").
+  void Start(std::map<std::string, Script*> scripts = {}) {
+    if (scripts.empty()) {
+      scripts["pacs"] = &script_;
+    }
     std::map<std::string, std::unique_ptr<Target>> targets;
-    targets["pacs"] = std::make_unique<ScriptedTarget>(config_.targets[0], &script_);
+    for (const auto& o : config_.targets) {
+      targets[o.name] = std::make_unique<ScriptedTarget>(o, scripts.at(o.name));
+    }
     dispatcher_ = std::make_unique<Dispatcher>(
         config_, std::move(targets), spool_.get(), journal_.get(), &clock_,
         [](const std::string& path) -> Result<OutgoingInstance> {
@@ -259,6 +265,26 @@ TEST_F(DispatcherTest, ALongTransferRecordsItsProgressWhileItRuns) {
   ASSERT_TRUE(RunUntil(kSuccess, id));
   EXPECT_EQ(script_.sent.size(), 300u);
   EXPECT_EQ(TaskJson(kSuccess, id)["ferry"]["dispatch"]["delivered"]["pacs"].size(), 300u);
+}
+
+TEST_F(DispatcherTest, AFailoverSendsTheWholeSeriesToTheNextMember) {
+  TargetOptions primary, backup;
+  primary.name = "primary";
+  backup.name = "backup";
+  config_.targets = {primary, backup};
+  config_.target_groups = {{"pacs", GroupPolicy::kFailover, {"primary", "backup"}}};
+  Script on_primary, on_backup;
+  on_primary.transient_failures["b.dcm"] = 100;  // primary takes a.dcm and c.dcm, not b.dcm
+  Start({{"primary", &on_primary}, {"backup", &on_backup}});
+  std::string id = AddTask({"a.dcm", "b.dcm", "c.dcm"});  // for "pacs", the group
+  ASSERT_TRUE(RunUntil(kSuccess, id));
+  EXPECT_EQ(on_primary.sent, (std::vector<std::string>{"a.dcm", "b.dcm", "c.dcm"}));
+  // Not only what primary lacked: the backup gets the whole series.
+  EXPECT_EQ(on_backup.sent, (std::vector<std::string>{"a.dcm", "b.dcm", "c.dcm"}));
+  Json t = TaskJson(kSuccess, id);
+  EXPECT_EQ(t["ferry"]["dispatch"]["delivered"]["pacs"],
+            Json::array({"a.dcm", "b.dcm", "c.dcm"}));
+  EXPECT_EQ(t["ferry"]["dispatch"]["delivered_to"]["pacs"], "backup");
 }
 
 TEST_F(DispatcherTest, PermanentFailureGoesToErrorAtOnce) {
