@@ -898,20 +898,20 @@ WallTime Dispatcher::Pass(bool all, const std::set<std::string>& changed) {
 
 void Dispatcher::SaveProgress(WallTime now, WallTime* next) {
   for (auto& [id, a] : active_) {
-    bool running = false;
-    size_t delivered = 0;
-    {
-      std::lock_guard<std::mutex> lock(a->mu);
-      for (const auto& d : a->dests) {
-        running |= d.running;
-        delivered += d.delivered.size();
-      }
-    }
-    if (!running) {
+    // `running` is this thread's state; only the delivered sets need the jobs' lock.
+    if (std::none_of(a->dests.begin(), a->dests.end(),
+                     [](const Destination& d) { return d.running; })) {
       continue;
     }
     WallTime due = a->saved_at + kProgressInterval;
     if (now >= due) {
+      size_t delivered = 0;
+      {
+        std::lock_guard<std::mutex> lock(a->mu);
+        for (const auto& d : a->dests) {
+          delivered += d.delivered.size();
+        }
+      }
       if (delivered != a->saved_delivered) {
         WriteTaskJson(a.get());
         a->saved_delivered = delivered;
