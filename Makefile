@@ -5,7 +5,7 @@ CONFIG ?= ferry.json
 DATA ?= $(CURDIR)/data
 CTEST_ARGS ?=
 
-.PHONY: all deps build run test test-unit test-e2e bench clean
+.PHONY: all deps build run test test-unit test-e2e test-images bench clean
 
 all: deps build
 
@@ -23,20 +23,26 @@ run: deps build
 	@echo "ferry: starting 'ferry serve --config $(CONFIG)'; send images with: storescu -aec FERRY localhost 11112 some.dcm; REST API on http://localhost:8080/api/v1 (the first start prints the admin password)"
 	$(BUILD)/ferry serve --config $(CONFIG)
 
-test: deps build
+# Container images for the processor's tests and benchmark, built from Debian packages (about a
+# minute the first time; instant when they exist).
+test-images: deps
+	@tests/images/build-images.sh
+
+test: deps build test-images
 	cd $(BUILD) && ctest --output-on-failure --timeout 900 -j2 $(CTEST_ARGS)
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j2
 
-test-e2e: build
+test-e2e: build test-images
 	cd $(BUILD) && ctest --output-on-failure -L e2e $(CTEST_ARGS)
 
-bench: deps build
+bench: deps build test-images
 	/usr/bin/python3 bench/receive_bench.py --ferry $(BUILD)/ferry
 	/usr/bin/python3 bench/route_latency.py --ferry $(BUILD)/ferry
 	/usr/bin/python3 bench/route_bench.py --ferry $(BUILD)/ferry
 	/usr/bin/python3 bench/bookkeeper_bench.py --ferry $(BUILD)/ferry
+	/usr/bin/python3 bench/process_bench.py --ferry $(BUILD)/ferry
 	$(BUILD)/bench/rules_bench
 
 clean:

@@ -18,11 +18,13 @@
 #include "notify/notifier_service.h"
 #include "web/web_service.h"
 #include "dispatch/dispatcher.h"
+#include "spool/queue_actions.h"
 #include "dispatch/dispatcher_service.h"
 #include "app/supervisor.h"
 #include "config/config.h"
 #include "core/logging.h"
 #include "dicom/dcmtk_logging.h"
+#include "processor/processor_service.h"
 #include "receiver/receiver_service.h"
 #include "router/router_service.h"
 #include "router/rule_set.h"
@@ -137,15 +139,21 @@ int TaskRetry(const Config& config, const std::string& id) {
       s = opened.error();
     }
   }
+  std::string stage;
   if (s.ok()) {
-    s = ferry::RetryTask(&spool, journal.get(), id);
+    auto retried = ferry::RetryTask(&spool, journal.get(), id);
+    s = retried.status();
+    stage = retried ? *retried : "";
   }
   if (!s.ok()) {
     std::cerr << "ferry: cannot retry task " << id << ": " << s.message() << "\n";
     return 1;
   }
-  std::cout << "task " << id << " is queued again in " << spool.StagePath(ferry::kOutgoing)
-            << "; the dispatcher sends it now\n";
+  bool processing = stage == ferry::kProcessing;
+  std::cout << "task " << id << " is queued again in "
+            << spool.StagePath(processing ? ferry::kProcessing : ferry::kOutgoing)
+            << (processing ? "; the processor runs its modules again from the received images\n"
+                           : "; the dispatcher sends it now\n");
   return 0;
 }
 
@@ -196,6 +204,9 @@ int main(int argc, char** argv) {
   add_common(receiver);
   CLI::App* router = app.add_subcommand("router", "run the router service alone");
   add_common(router);
+  CLI::App* processor = app.add_subcommand(
+      "processor", "run the processor alone (processing modules on the tasks in processing/)");
+  add_common(processor);
   CLI::App* dispatcher = app.add_subcommand("dispatcher", "run the dispatcher service alone");
   add_common(dispatcher);
   CLI::App* bookkeeper = app.add_subcommand(
@@ -213,7 +224,7 @@ int main(int argc, char** argv) {
   CLI::App* task_cmd = app.add_subcommand("task", "act on tasks");
   task_cmd->require_subcommand(1);
   CLI::App* task_retry = task_cmd->add_subcommand(
-      "retry", "put a task from error/ back into the dispatch queue");
+      "retry", "put a task from error/ back to work (processing or dispatch, where it failed)");
   add_common(task_retry);
   std::string task_id;
   task_retry->add_option("id", task_id, "task id (its folder name)")->required();
@@ -313,6 +324,7 @@ int main(int argc, char** argv) {
   std::string level = log_level.empty() ? config->log_level : log_level;
   std::string process = serve->parsed()        ? "supervisor"
                         : router->parsed()     ? "router"
+                        : processor->parsed()  ? "processor"
                         : dispatcher->parsed() ? "dispatcher"
                         : bookkeeper->parsed() ? "bookkeeper"
                         : web->parsed()        ? "web"
@@ -331,6 +343,10 @@ int main(int argc, char** argv) {
   }
   if (router->parsed()) {
     return ferry::RunRouterService(*config);
+  }
+  if (processor->parsed()) {
+    ferry::dicom::ConfigureDcmtkLogging("error");
+    return ferry::RunProcessorService(*config);
   }
   if (dispatcher->parsed()) {
     ferry::dicom::ConfigureDcmtkLogging(level);

@@ -454,11 +454,31 @@ Status EventMapper::ApplyTask(const Event& e) {
                             {"task_json", TaskSnapshot(e.task_id, "discard")}});
   }
   if (t == "task.retry_requested") {
-    return UpdateTaskState(
-        e, "queued",
-        {{"stage", std::string("outgoing")}, {"attempts", int64_t{0}}, {"completed_us", nullptr}});
+    std::string stage = Str(d, "stage");
+    return UpdateTaskState(e, "queued",
+                           {{"stage", stage.empty() ? std::string("outgoing") : stage},
+                            {"attempts", int64_t{0}},
+                            {"completed_us", nullptr}});
   }
   if (t == "task.recovered") {
+    std::string stage = Str(d, "stage");
+    return UpdateTaskState(e, "queued",
+                           {{"stage", stage.empty() ? std::string("outgoing") : stage}});
+  }
+  // The processor: a job runs (state "processing"), is put back for a later attempt, or its
+  // result moves on to outgoing/ (queued for the dispatcher). Success and failure come as
+  // task.completed and task.failed.
+  if (t == "process.begin") {
+    return UpdateTaskState(
+        e, "processing",
+        {{"stage", std::string("processing")}, {"attempts", Int(d, "attempt", 1)}});
+  }
+  if (t == "process.retry_scheduled") {
+    return UpdateTaskState(e, "retrying",
+                           {{"stage", std::string("processing")},
+                            {"last_error", TextOrNull(Str(d, "reason"))}});
+  }
+  if (t == "process.complete" && Str(d, "stage") == "outgoing") {
     return UpdateTaskState(e, "queued", {{"stage", std::string("outgoing")}});
   }
   return Status::Ok();

@@ -278,6 +278,34 @@ class ObjectReader {
     TypeError(key, *v, allow_array ? "an object or an array of objects" : "an object");
   }
 
+  // A JSON object written as an object or, as mercure stores some fields, as JSON text ("" is
+  // an empty object). Kept as its serialised text.
+  void ObjectOrText(const std::string& key, std::string* out) {
+    const Json* v = Get(key, false);
+    if (v == nullptr) {
+      return;
+    }
+    if (v->is_object()) {
+      *out = v->dump();
+      return;
+    }
+    if (v->is_string()) {
+      const std::string& text = v->get_ref<const std::string&>();
+      if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+        *out = "{}";
+        return;
+      }
+      Json parsed = Json::parse(text, nullptr, false);
+      if (parsed.is_object()) {
+        *out = parsed.dump();
+        return;
+      }
+      Error(key, "is text that is not a JSON object; write an object, e.g. {\"NAME\": \"value\"}");
+      return;
+    }
+    TypeError(key, *v, "an object (or JSON text of one)");
+  }
+
   // Calls `fn(name, reader)` for each member of the object at `key`, in file order.
   template <typename Fn>
   void EachMember(const std::string& key, Fn fn) {
@@ -659,6 +687,128 @@ void ParseDispatcher(ObjectReader& top, Config* config) {
   r.Finish();
 }
 
+bool IsSafeName(const std::string& name) {
+  return !name.empty() && name.size() <= 128 && name.front() != '.' &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+         });
+}
+
+std::vector<std::string> DockerArgumentProblems(const Json& args, bool allow_unsafe) {
+  std::vector<std::string> problems;
+  for (const auto& [key, value] : args.items()) {
+    bool listed = std::find(std::begin(kMercureDockerArguments), std::end(kMercureDockerArguments),
+                            key) != std::end(kMercureDockerArguments);
+    if (listed) {
+      continue;
+    }
+    if (!allow_unsafe) {
+      problems.push_back(fmt::format(
+          "\"{}\" is not among the arguments a module may set (mercure's allow-list: mem_limit, "
+          "nano_cpus, cpu_quota, shm_size, pids_limit, runtime, ...; see docs/modules.md); set "
+          "processor.allow_unsafe_docker_arguments to pass others",
+          key));
+    } else if (key.empty() || !std::isupper(static_cast<unsigned char>(key[0]))) {
+      problems.push_back(fmt::format(
+          "\"{}\" is not on the allow-list; other arguments are passed as Docker Engine API "
+          "HostConfig fields and must be written as such (e.g. \"Devices\", \"CapAdd\")",
+          key));
+    }
+  }
+  return problems;
+}
+
+void ParseProcessor(ObjectReader& top, Config* config) {
+  ProcessorOptions& p = config->processor;
+  ObjectReader r = top.Object("processor");
+  r.Integer("workers", &p.workers, 1, 256);
+  r.String("docker_socket", &p.docker_socket);
+  r.Bool("allow_root_modules", &p.allow_root_modules);
+  r.Bool("allow_unsafe_docker_arguments", &p.allow_unsafe_docker_arguments);
+  r.String("volumes_folder", &p.volumes_folder);
+  r.String("persistence_folder", &p.persistence_folder);
+  r.String("gpu_runtime", &p.gpu_runtime);
+  r.Integer("stop_grace", &p.stop_grace_s, 0, 3600);
+  ParseRetry(r, &p.retry);
+  if (!p.volumes_folder.empty() && p.volumes_folder.front() != '/') {
+    r.Error("volumes_folder", "must be an absolute path");
+  }
+  r.Finish();
+}
+
+void ParseModules(ObjectReader& top, Config* config) {
+  const ProcessorOptions& p = config->processor;
+  top.EachMember("modules", [&](const std::string& name, ObjectReader& r) {
+    ModuleOptions m;
+    m.name = name;
+    r.String("docker_tag", &m.docker_tag);
+    r.ObjectOrText("additional_volumes", &m.additional_volumes_json);
+    r.ObjectOrText("environment", &m.environment_json);
+    r.ObjectOrText("docker_arguments", &m.docker_arguments_json);
+    r.RawJson("settings", &m.settings_json, true, false);
+    r.String("contact", &m.contact);
+    r.String("comment", &m.comment);
+    r.String("constraints", &m.constraints);
+    r.String("resources", &m.resources);
+    r.Bool("requires_root", &m.requires_root);
+    r.Bool("requires_persistence", &m.requires_persistence);
+    r.String("persistence_folder_name", &m.persistence_folder_name);
+    r.Bool("network_enabled", &m.network_enabled);
+    r.Enum<ModuleRuntimeKind>("runtime", &m.runtime,
+                              {{"docker", ModuleRuntimeKind::kDocker},
+                               {"local", ModuleRuntimeKind::kLocal}});
+    r.StringOrList("command", &m.command);
+    r.Integer("timeout", &m.timeout_s, 1, 7 * 86400);
+    r.Integer("max_parallel", &m.max_parallel, 0, 256);
+    r.Bool("update_image", &m.update_image);
+    if (m.runtime == ModuleRuntimeKind::kDocker && m.docker_tag.empty()) {
+      r.Error("docker_tag", "is empty; name the module's container image (e.g. "
+                            "\"mercureimaging/mercure-testmodule:latest\"), or set \"runtime\": "
+                            "\"local\" with a \"command\"");
+    }
+    if (m.runtime == ModuleRuntimeKind::kLocal && m.command.empty()) {
+      r.Error("command", "is empty but runtime is \"local\"; give the program to run and its "
+                         "arguments, e.g. [\"/usr/bin/python3\", \"/opt/module.py\"]");
+    }
+    if (!m.persistence_folder_name.empty() && !IsSafeName(m.persistence_folder_name)) {
+      r.Error("persistence_folder_name", "must be a plain folder name (letters, digits, . _ -)");
+    }
+    Json env = Json::parse(m.environment_json);
+    for (const auto& [k, v] : env.items()) {
+      if (!v.is_string() && !v.is_number() && !v.is_boolean()) {
+        r.Error("environment", "\"" + k + "\" must be a string, number or boolean");
+      }
+    }
+    for (const auto& problem : DockerArgumentProblems(Json::parse(m.docker_arguments_json),
+                                                      p.allow_unsafe_docker_arguments)) {
+      r.Error("docker_arguments", problem);
+    }
+    Json volumes = Json::parse(m.additional_volumes_json);
+    for (const auto& [host, spec] : volumes.items()) {
+      if (!spec.is_object() || !spec.contains("bind") || !spec["bind"].is_string()) {
+        r.Error("additional_volumes", "\"" + host + "\" needs {\"bind\": \"/path/in/container\", "
+                                      "\"mode\": \"ro\" or \"rw\"}");
+        continue;
+      }
+      std::string normal = std::filesystem::path(host).lexically_normal().string();
+      std::string root = p.volumes_folder;
+      while (root.size() > 1 && root.back() == '/') {
+        root.pop_back();
+      }
+      if (root.empty()) {
+        r.Error("additional_volumes", "mounts \"" + host + "\", but processor.volumes_folder is "
+                                      "not set; set it to the folder under which module volumes "
+                                      "may lie");
+      } else if (host.empty() || host.front() != '/' ||
+                 (normal != root && !normal.starts_with(root + "/"))) {
+        r.Error("additional_volumes", "\"" + host + "\" is not below processor.volumes_folder (" +
+                                          root + "); move the data there or change that folder");
+      }
+    }
+    config->modules.push_back(std::move(m));
+  });
+}
+
 void ParseServices(ObjectReader& top, bool check_filesystem, Config* config,
                    std::vector<ConfigError>* errors) {
   BookkeeperOptions& b = config->bookkeeper;
@@ -743,7 +893,7 @@ void CheckRuleTargets(const Config& config, std::vector<ConfigError>* errors) {
   for (const auto& rule : config.rules) {
     for (size_t i = 0; i < rule.targets.size(); ++i) {
       const std::string& t = rule.targets[i];
-      if (FindTarget(config, t) == nullptr && FindTargetGroup(config, t) == nullptr) {
+      if (!IsDestination(config, t)) {
         errors->push_back(
             {rule.targets.size() == 1 ? "$.rules." + rule.name + ".target"
                                       : fmt::format("$.rules.{}.target[{}]", rule.name, i),
@@ -755,7 +905,50 @@ void CheckRuleTargets(const Config& config, std::vector<ConfigError>* errors) {
   }
 }
 
+void CheckRuleModules(const Config& config, std::vector<ConfigError>* errors) {
+  for (const auto& rule : config.rules) {
+    for (size_t i = 0; i < rule.processing_modules.size(); ++i) {
+      const std::string& m = rule.processing_modules[i];
+      if (FindModule(config, m) == nullptr) {
+        errors->push_back(
+            {rule.processing_modules.size() == 1
+                 ? "$.rules." + rule.name + ".processing_module"
+                 : fmt::format("$.rules.{}.processing_module[{}]", rule.name, i),
+             fmt::format("\"{}\" is not a module; define it under $.modules, or correct the name",
+                         m)});
+      }
+    }
+    Json settings = Json::parse(rule.processing_settings_json, nullptr, false);
+    if (settings.is_array() && settings.size() > std::max<size_t>(rule.processing_modules.size(), 1)) {
+      errors->push_back({"$.rules." + rule.name + ".processing_settings",
+                         fmt::format("has {} entries for {} module(s); give one object per module "
+                                     "of the chain",
+                                     settings.size(), rule.processing_modules.size())});
+    }
+    for (const auto& t : rule.dynamic_routing_allowed_targets) {
+      if (!IsDestination(config, t)) {
+        errors->push_back({"$.rules." + rule.name + ".dynamic_routing_allowed_targets",
+                           fmt::format("\"{}\" is neither a target nor a target group", t)});
+      }
+    }
+    const std::string& alt = rule.conditional_alternate_target;
+    if (!alt.empty() && !IsDestination(config, alt)) {
+      errors->push_back({"$.rules." + rule.name + ".conditional_alternate_target",
+                         fmt::format("\"{}\" is neither a target nor a target group", alt)});
+    }
+  }
+}
+
 }  // namespace
+
+const ModuleOptions* FindModule(const Config& config, const std::string& name) {
+  for (const auto& m : config.modules) {
+    if (m.name == name) {
+      return &m;
+    }
+  }
+  return nullptr;
+}
 
 const TargetOptions* FindTarget(const Config& config, const std::string& name) {
   for (const auto& t : config.targets) {
@@ -764,6 +957,10 @@ const TargetOptions* FindTarget(const Config& config, const std::string& name) {
     }
   }
   return nullptr;
+}
+
+bool IsDestination(const Config& config, const std::string& name) {
+  return FindTarget(config, name) != nullptr || FindTargetGroup(config, name) != nullptr;
 }
 
 const TargetGroupOptions* FindTargetGroup(const Config& config, const std::string& name) {
@@ -962,6 +1159,9 @@ Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* error
     r.Seconds("series_complete_grace", &rule.series_complete_grace_ms, 0, 3600);
     r.Integer("series_complete_timeout", &rule.series_complete_timeout_s, 0, 86400);
     r.Bool("streaming", &rule.streaming);
+    r.Bool("dynamic_routing", &rule.dynamic_routing);
+    r.StringOrList("dynamic_routing_allowed_targets", &rule.dynamic_routing_allowed_targets);
+    r.String("conditional_alternate_target", &rule.conditional_alternate_target);
     bool routes = rule.action == RuleAction::kRoute || rule.action == RuleAction::kBoth;
     bool processes = rule.action == RuleAction::kProcess || rule.action == RuleAction::kBoth;
     if (routes && rule.targets.empty() && !rule.disabled) {
@@ -978,8 +1178,11 @@ Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* error
 
   ParseTargets(top, check_filesystem, &config);
   ParseDispatcher(top, &config);
+  ParseProcessor(top, &config);
+  ParseModules(top, &config);
   ParseServices(top, check_filesystem, &config, errors);
   CheckRuleTargets(config, errors);
+  CheckRuleModules(config, errors);
 
   SupervisorOptions& s = config.supervisor;
   ObjectReader sup = top.Object("supervisor");
@@ -989,8 +1192,8 @@ Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* error
     if (std::find(std::begin(kServiceNames), std::end(kServiceNames), name) ==
         std::end(kServiceNames)) {
       errors->push_back({fmt::format("$.supervisor.services[{}]", i),
-                         fmt::format("\"{}\" is not a service; use receiver, router, dispatcher, "
-                                     "bookkeeper, web, notifier or cleaner",
+                         fmt::format("\"{}\" is not a service; use receiver, router, processor, "
+                                     "dispatcher, bookkeeper, web, notifier or cleaner",
                                      name)});
     }
   }

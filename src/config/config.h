@@ -98,7 +98,44 @@ struct RuleOptions {
   // ferry addition: a series-level route rule sends each instance as soon as it is routed
   // (streaming dispatch); false waits for the complete series, as mercure does.
   bool streaming = true;
+  // mercure's dynamic routing: a processing module's result.json may choose the targets
+  // (`__mercure_routing`), only among `dynamic_routing_allowed_targets` (empty: any target).
+  bool dynamic_routing = false;
+  std::vector<std::string> dynamic_routing_allowed_targets;
+  std::string conditional_alternate_target;  // used when the module asks for the alternate
 };
+
+// How a processing module runs: a container image through the Docker Engine API (Docker or
+// Podman), or a program on the host (ferry addition, for sites without a container engine).
+enum class ModuleRuntimeKind { kDocker, kLocal };
+
+// One entry of `modules`, with mercure's field names (its Module model) so that the modules
+// section of a mercure.json loads unchanged; `environment`, `additional_volumes` and
+// `docker_arguments` are JSON objects, written as objects or, as mercure stores them, as JSON
+// text. The rest are ferry's additions.
+struct ModuleOptions {
+  std::string name;
+  std::string docker_tag;
+  std::string additional_volumes_json = "{}";  // docker-py form: {host path: {bind, mode}}
+  std::string environment_json = "{}";         // {NAME: value}
+  std::string docker_arguments_json = "{}";    // docker-py keyword arguments (allow-listed)
+  std::string settings_json = "{}";            // default settings; a rule's override them
+  std::string contact;
+  std::string comment;
+  std::string constraints;  // mercure: Nomad constraints (not used by ferry)
+  std::string resources;    // mercure: Nomad resources (not used by ferry)
+  bool requires_root = false;
+  bool requires_persistence = false;
+  std::string persistence_folder_name;  // empty: the module's name
+  bool network_enabled = false;  // mercure's default is true; ferry's is no network
+  // ferry additions
+  ModuleRuntimeKind runtime = ModuleRuntimeKind::kDocker;
+  std::vector<std::string> command;  // local: the program and its arguments; docker: the CMD
+  int timeout_s = 3600;              // the container is stopped and the task fails after this
+  int max_parallel = 0;              // jobs of this module at once; 0: processor.workers
+  bool update_image = false;         // pull a newer image (at most once an hour) before a job
+};
+
 
 // One entry of `targets`, with mercure's field names so that the targets section of a
 // mercure.json loads unchanged (mercure's "dicomtls" type is "dicom" with TLS enabled). Secrets
@@ -184,6 +221,29 @@ struct DispatcherOptions {
   int offpeak_end_min = 6 * 60;     // may be before start: the window wraps midnight
 };
 
+// The docker_arguments a module may set without processor.allow_unsafe_docker_arguments
+// (mercure's allow-list, docker-py's names).
+inline constexpr const char* kMercureDockerArguments[] = {
+    "mem_limit",        "memswap_limit",     "cpu_period",        "cpu_quota",
+    "cpuset_cpus",      "shm_size",          "runtime",           "labels",
+    "cpu_shares",       "cpuset_mems",       "nano_cpus",         "blkio_weight",
+    "device_read_bps",  "device_write_bps",  "device_read_iops",  "device_write_iops",
+    "pids_limit",       "environment",       "env",               "read_only",
+    "stop_signal",      "stop_timeout",      "healthcheck"};
+
+// `ferry processor` (src/processor).
+struct ProcessorOptions {
+  int workers = 2;                 // jobs at the same time
+  std::string docker_socket;       // "": $DOCKER_HOST (unix://...), else /var/run/docker.sock
+  bool allow_root_modules = true;  // modules with requires_root may run (as root, no caps)
+  bool allow_unsafe_docker_arguments = false;  // docker_arguments beyond mercure's allow-list
+  std::string volumes_folder;      // additional_volumes must lie below it; "": none allowed
+  std::string persistence_folder;  // "": <data_folder>/persistence
+  std::string gpu_runtime;         // e.g. "nvidia": the container runtime for every module
+  int stop_grace_s = 10;           // SIGTERM to SIGKILL when a job times out or ferry stops
+  RetryOptions retry;              // when the container engine is unreachable
+};
+
 // The bookkeeper loads the event journals into a database (src/bookkeeper).
 struct BookkeeperOptions {
   // "" : SQLite file <data_folder>/ferry.db; "sqlite:PATH"; or a PostgreSQL connection URI
@@ -240,8 +300,9 @@ struct CleanerOptions {
 };
 
 // The services `ferry serve` runs, in start order.
-inline constexpr const char* kServiceNames[] = {"receiver", "router",   "dispatcher", "bookkeeper",
-                                               "web",      "notifier", "cleaner"};
+inline constexpr const char* kServiceNames[] = {"receiver", "router",   "processor",
+                                               "dispatcher", "bookkeeper", "web",
+                                               "notifier", "cleaner"};
 
 struct SupervisorOptions {
   // Which services `ferry serve` runs; empty: all of kServiceNames. A site that runs, say, the
@@ -262,6 +323,8 @@ struct Config {
   std::vector<TargetOptions> targets;
   std::vector<TargetGroupOptions> target_groups;
   DispatcherOptions dispatcher;
+  std::vector<ModuleOptions> modules;
+  ProcessorOptions processor;
   BookkeeperOptions bookkeeper;
   WebOptions web;
   NotificationOptions notifications;
@@ -289,7 +352,10 @@ Result<Config> LoadConfig(const std::string& path);
 std::string Summarize(const Config& config);
 
 const TargetOptions* FindTarget(const Config& config, const std::string& name);
+const ModuleOptions* FindModule(const Config& config, const std::string& name);
 const TargetGroupOptions* FindTargetGroup(const Config& config, const std::string& name);
+// True when `name` is a target or a target group: something a rule can send to.
+bool IsDestination(const Config& config, const std::string& name);
 std::string_view TargetTypeName(TargetType type);
 
 // Problems with the folders of folder targets (missing and not creatable, not a folder, not

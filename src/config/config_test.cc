@@ -141,6 +141,14 @@ constexpr const char* kMercureRules = R"({"data_folder": "/d", "rules": {
     "comment": ""},
   "archive": {"target_type": "s3", "region": "eu-central-1", "bucket": "b", "prefix": "p",
     "access_key_id": "AK", "secret_access_key": "SK", "contact": "", "comment": ""}
+}, "modules": {
+  "anon": {"docker_tag": "mercureimaging/mercure-anonymizer:latest", "additional_volumes": "",
+    "environment": "", "docker_arguments": "", "settings": {}, "contact": "", "comment": "",
+    "constraints": "", "resources": "", "requires_root": false, "requires_persistence": false,
+    "persistence_folder_name": "", "network_enabled": true},
+  "ai": {"docker_tag": "example/ai:1", "environment": "{\"MODEL\": \"v2\"}",
+    "docker_arguments": "{\"mem_limit\": \"4g\", \"nano_cpus\": 2000000000}",
+    "settings": {"threshold": 0.5}, "requires_root": true}
 }})";
 
 TEST(ConfigTest, MercureRulesSectionLoadsInFileOrder) {
@@ -186,6 +194,50 @@ INSTANTIATE_TEST_SUITE_P(
                 "$.rules.r.priority", "\"urgent\""},
         BadCase{R"({"data_folder": "/d", "router": {"series_complete_timeout": 0}})",
                 "$.router.series_complete_timeout", "out of range"}));
+
+TEST(ConfigTest, MercureModulesSectionLoads) {
+  std::vector<ConfigError> errors;
+  Config c = ParseConfig(kMercureRules, &errors, false);
+  ASSERT_TRUE(errors.empty()) << errors[0].path << ": " << errors[0].reason;
+  ASSERT_EQ(c.modules.size(), 2u);
+  const ModuleOptions* ai = FindModule(c, "ai");
+  ASSERT_NE(ai, nullptr);
+  EXPECT_EQ(ai->environment_json, R"({"MODEL":"v2"})");
+  EXPECT_EQ(ai->docker_arguments_json, R"({"mem_limit":"4g","nano_cpus":2000000000})");
+  EXPECT_TRUE(ai->requires_root);
+  EXPECT_EQ(ai->runtime, ModuleRuntimeKind::kDocker);
+  EXPECT_EQ(FindModule(c, "anon")->environment_json, "{}");
+  EXPECT_TRUE(FindModule(c, "anon")->network_enabled);
+  EXPECT_EQ(c.processor.workers, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Modules, ConfigErrorTest,
+    ::testing::Values(
+        BadCase{R"({"data_folder": "/d", "rules": {"r": {"action": "process",
+                    "processing_module": "nope"}}})",
+                "$.rules.r.processing_module", "not a module"},
+        BadCase{R"({"data_folder": "/d", "modules": {"m": {"settings": {}}}})",
+                "$.modules.m.docker_tag", "is empty"},
+        BadCase{R"({"data_folder": "/d", "modules": {"m": {"runtime": "local"}}})",
+                "$.modules.m.command", "is empty"},
+        BadCase{R"({"data_folder": "/d", "modules": {"m": {"docker_tag": "x",
+                    "docker_arguments": {"privileged": true}}}})",
+                "$.modules.m.docker_arguments", "allow-list"},
+        BadCase{R"({"data_folder": "/d", "modules": {"m": {"docker_tag": "x",
+                    "environment": "not json"}}})",
+                "$.modules.m.environment", "not a JSON object"},
+        BadCase{R"({"data_folder": "/d", "modules": {"m": {"docker_tag": "x",
+                    "additional_volumes": {"/etc": {"bind": "/etc2"}}}}})",
+                "$.modules.m.additional_volumes", "processor.volumes_folder is not set"},
+        BadCase{R"({"data_folder": "/d", "processor": {"volumes_folder": "/srv/v"},
+                    "modules": {"m": {"docker_tag": "x",
+                    "additional_volumes": {"/srv/v/../../etc": {"bind": "/x"}}}}})",
+                "$.modules.m.additional_volumes", "not below"},
+        BadCase{R"({"data_folder": "/d", "modules": {"m": {"docker_tag": "x", "timout": 3}}})",
+                "$.modules.m.timout", "did you mean \"timeout\""},
+        BadCase{R"({"data_folder": "/d", "processor": {"workers": 0}})",
+                "$.processor.workers", "out of range"}));
 
 TEST(ConfigTest, MercureTargetsSectionLoads) {
   std::vector<ConfigError> errors;

@@ -725,6 +725,12 @@ void Dispatcher::FinishTask(Active* a) {
       }
     }
   }
+  // What a processing module asked to be told (result.json's __mercure_notification).
+  const Json note = t.value("/ferry/process/notification"_json_pointer, Json());
+  if (note.is_object()) {
+    details["notification_text"] = note.value("text", std::string());
+    details["notification_requested"] = note.value("requested", false);
+  }
   if (all_complete) {
     stage = kSuccess;
     event = "task.completed";
@@ -955,44 +961,6 @@ void Dispatcher::Shutdown() {
     }
   }
   active_.clear();
-}
-
-Status RetryTask(Spool* spool, Journal* journal, const std::string& task_id) {
-  if (!IsSafeFileName(task_id)) {
-    return Status::InvalidArgument("\"" + task_id + "\" is not a task id");
-  }
-  FileSystem* fs = spool->fs();
-  std::string dir = JoinPath(spool->StagePath(kError), task_id);
-  if (!fs->IsDirectory(dir)) {
-    return Status::NotFound("task " + task_id + " is not in " + spool->StagePath(kError));
-  }
-  auto text = fs->ReadFile(JoinPath(dir, kTaskFile));
-  if (!text) {
-    return text.error();
-  }
-  Json task = Json::parse(*text, nullptr, false);
-  if (!task.is_object()) {
-    return Status::Corruption("task.json of " + task_id + " is not valid JSON");
-  }
-  if (!task.contains("dispatch") || TaskDestinations(task).empty()) {
-    return Status::FailedPrecondition("task " + task_id + " has no targets to send to; only "
-                                      "dispatch tasks can be retried");
-  }
-  task["ferry"]["dispatch"]["attempts"] = 0;
-  task["ferry"]["dispatch"]["next_attempt_at"] = nullptr;
-  task["ferry"]["dispatch"]["errors"] = Json::object();
-  task["ferry"]["dispatch"].erase("failure");
-  task["ferry"]["stage"] = "outgoing";
-  task["info"]["fail_stage"] = nullptr;
-  task["dispatch"]["retries"] = 0;
-  task["dispatch"]["next_retry_at"] = nullptr;
-  FERRY_RETURN_IF_ERROR(spool->WriteFileAtomic(dir, kTaskFile, task.dump(2) + "\n",
-                                               Durability::kFsync));
-  FERRY_RETURN_IF_ERROR(fs->Rename(dir, JoinPath(spool->StagePath(kOutgoing), task_id)));
-  FERRY_RETURN_IF_ERROR(fs->SyncDir(spool->StagePath(kOutgoing)));
-  journal->Append({"task.retry_requested", task.value("/info/uid"_json_pointer, std::string()),
-                   task_id, nlohmann::json::object()});
-  return Status::Ok();
 }
 
 }  // namespace ferry

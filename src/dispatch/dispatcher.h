@@ -40,7 +40,7 @@
 
 #include "config/config.h"
 #include "core/clock.h"
-#include "dispatch/schedule.h"
+#include "spool/schedule.h"
 #include "journal/journal.h"
 #include "router/router.h"
 #include "spool/spool.h"
@@ -195,8 +195,5 @@ class Dispatcher {
   std::vector<std::thread::id> finished_threads_;
 };
 
-// `ferry task retry ID`: moves an errored task back into outgoing/ for a fresh round of
-// attempts (what was already delivered is not sent again).
-Status RetryTask(Spool* spool, Journal* journal, const std::string& task_id);
 
 }  // namespace ferry

@@ -1,4 +1,5 @@
 #include "dispatch/dispatcher.h"
+#include "spool/queue_actions.h"
 
 #include <condition_variable>
 #include <filesystem>
@@ -299,7 +300,7 @@ TEST_F(DispatcherTest, PermanentFailureGoesToErrorAtOnce) {
   EXPECT_EQ(t["info"]["fail_stage"], "dispatching");
   // Retry after the operator fixed the destination: only b is sent again.
   script_.permanent.clear();
-  ASSERT_TRUE(RetryTask(spool_.get(), journal_.get(), id).ok());
+  ASSERT_EQ(RetryTask(spool_.get(), journal_.get(), id).value(), "outgoing");
   ASSERT_TRUE(RunUntil(kSuccess, id));
   EXPECT_EQ(script_.sent, (std::vector<std::string>{"a.dcm", "b.dcm", "b.dcm"}));
 }

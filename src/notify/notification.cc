@@ -129,11 +129,15 @@ std::vector<Event> TriggeredEvents(const Json& journal_event) {
   return {};
 }
 
-bool RuleWants(const RuleOptions& rule, Event event) {
+bool RuleWants(const RuleOptions& rule, Event event, const Json& details) {
   switch (event) {
     case Event::kReceived:
       return rule.notification_trigger_reception;
     case Event::kCompleted:
+      // With completion_on_request, only when a processing module asked for it (result.json).
+      if (rule.notification_trigger_completion_on_request) {
+        return details.is_object() && details.value("notification_requested", false) == true;
+      }
       return rule.notification_trigger_completion;
     case Event::kError:
       return rule.notification_trigger_error;
@@ -164,7 +168,9 @@ std::map<std::string, std::string> TemplateValues(const Json& journal_event,
       {"rule", rule},
       {"event", std::string(EventName(event))},
       {"task_id", StringField(journal_event, "task_id")},
-      {"details", event == Event::kError ? StringField(details, "reason") : ""},
+      {"details", event == Event::kError       ? StringField(details, "reason")
+                  : event == Event::kCompleted ? StringField(details, "notification_text")
+                                               : ""},
   };
   for (const char* key : {"patient_name", "mrn", "acc"}) {
     if (phi) {
@@ -258,7 +264,7 @@ BuildResult BuildNotifications(const JournalLine& line, const std::vector<RuleOp
     }
   };
   for (Event event : events) {
-    if (!RuleWants(*rule, event)) {
+    if (!RuleWants(*rule, event, details)) {
       continue;
     }
     Notification base;

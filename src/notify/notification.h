@@ -67,8 +67,10 @@ Result<Notification> NotificationFromJson(const nlohmann::json& j);
 std::vector<Event> TriggeredEvents(const nlohmann::json& journal_event);
 
 // Whether `rule` wants notifications for `event` (notification_trigger_reception, _completion,
-// _error).
-bool RuleWants(const RuleOptions& rule, Event event);
+// _error). With notification_trigger_completion_on_request, a completion is notified only when
+// a processing module asked for it (the event's details.notification_requested).
+bool RuleWants(const RuleOptions& rule, Event event,
+               const nlohmann::json& details = nlohmann::json::object());
 
 // Deterministic id of the notification of `channel` (recipient number `index`) for `event` of
 // the journal line at (file, offset): 16 hex digits.

@@ -132,6 +132,25 @@ TEST(Notification, ErrorCarriesTheReasonEscaped) {
   EXPECT_NE(built.notifications[1].body.find("is not a folder"), std::string::npos);
 }
 
+TEST(Notification, AModulesNotificationIsTheCompletionDetailsAndCanBeRequested) {
+  FakeClock clock;
+  RuleOptions r = Rule("r");
+  r.notification_payload = R"("d": "{{ details }}")";
+  Json details = Created("r");
+  details["notification_text"] = "stroke-ai: no bleeding";
+  details["notification_requested"] = false;
+  auto built = BuildNotifications(Line("task.completed", details), {r}, false, clock.Now());
+  ASSERT_FALSE(built.notifications.empty());
+  EXPECT_EQ(Json::parse(built.notifications[0].body)["d"], "stroke-ai: no bleeding");
+  // Completion only on request: nothing unless the module asked for it.
+  r.notification_trigger_completion_on_request = true;
+  EXPECT_TRUE(
+      BuildNotifications(Line("task.completed", details), {r}, false, clock.Now()).notifications.empty());
+  details["notification_requested"] = true;
+  EXPECT_FALSE(
+      BuildNotifications(Line("task.completed", details), {r}, false, clock.Now()).notifications.empty());
+}
+
 TEST(Notification, EmptyPayloadGivesADefaultObject) {
   FakeClock clock;
   RuleOptions r = Rule("r");

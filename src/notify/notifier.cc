@@ -11,7 +11,7 @@
 
 #include "core/logging.h"
 #include "core/scoped_fd.h"
-#include "dispatch/schedule.h"
+#include "spool/schedule.h"
 
 namespace ferry::notify {
 namespace {

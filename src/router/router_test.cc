@@ -25,12 +25,17 @@ class RouterTest : public ::testing::Test {
   }
   void TearDown() override { fs_->RemoveTree(dir_); }
 
-  // Defines a folder target for every target the rules name. Rules stream unless they say
-  // otherwise only when `streaming` is true (most tests look at tasks built on completion).
+  // Defines a folder target for every target the rules name, and a module for every module.
+  // Rules stream unless they say otherwise only when `streaming` is true (most tests look at
+  // tasks built on completion).
   void UseRules(const std::string& rules_json, bool streaming = false) {
     nlohmann::ordered_json rules = nlohmann::ordered_json::parse(rules_json);
     nlohmann::ordered_json targets = nlohmann::ordered_json::object();
+    nlohmann::ordered_json modules = nlohmann::ordered_json::object();
     for (auto& [name, rule] : rules.items()) {
+      if (rule.contains("processing_module")) {
+        modules[rule["processing_module"].get<std::string>()] = {{"docker_tag", "m:1"}};
+      }
       if (!rule.contains("streaming")) {
         rule["streaming"] = streaming;
       }
@@ -45,7 +50,7 @@ class RouterTest : public ::testing::Test {
       }
     }
     nlohmann::ordered_json config = {{"data_folder", "/d"}, {"rules", rules},
-                                     {"targets", targets}};
+                                     {"targets", targets}, {"modules", modules}};
     std::vector<ConfigError> errors;
     Config c = ParseConfig(config.dump(), &errors, false);
     ASSERT_TRUE(errors.empty()) << errors[0].path << ": " << errors[0].reason;

@@ -62,6 +62,9 @@ void AddDataRoutes(std::vector<Route>* routes) {
   routes->push_back({"GET", "/api/v1/tasks/{id}", Role::kViewer, false,
                      "One task: its row, event timeline, follow-up tasks and task.json",
                      {kTaskId}, "", data::GetTask});
+  routes->push_back({"GET", "/api/v1/tasks/{id}/log", Role::kViewer, false,
+                     "The logs of a task's processing modules (one per step), from its folder",
+                     {kTaskId}, "", data::GetTaskLog});
   routes->push_back(
       {"GET", "/api/v1/series", Role::kViewer, false, "Search series, newest first",
        PageParams({Q("patient_name", "case-insensitive substring of the patient name"),
@@ -85,7 +88,7 @@ void AddDataRoutes(std::vector<Route>* routes) {
                      "Resume dispatch or processing", {P("activity", "dispatch or processing")},
                      kReasonBody, Audited(data::ResumeQueue)});
   routes->push_back({"POST", "/api/v1/tasks/{id}/retry", Role::kOperator, false,
-                     "Put a failed task (error/) back into the dispatch queue", {kTaskId}, "",
+                     "Put a failed task (error/) back to work: processing when a module failed, else dispatch", {kTaskId}, "",
                      Audited(data::RetryTaskAction)});
   routes->push_back({"POST", "/api/v1/tasks/{id}/discard", Role::kOperator, false,
                      "Move a failed task from error/ to discard/", {kTaskId}, kReasonBody,

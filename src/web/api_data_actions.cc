@@ -10,7 +10,7 @@
 #include "app/targets_cli.h"
 #include "core/file_system.h"
 #include "core/logging.h"
-#include "dispatch/dispatcher.h"
+#include "spool/queue_actions.h"
 #include "spool/control.h"
 #include "spool/spool.h"
 #include "web/api_data_internal.h"
@@ -152,8 +152,11 @@ Response RetryTaskAction(const Request& req, Context& ctx) {
   Spool spool(data, "web", DefaultFileSystem());
   Status s = spool.Init();
   std::string series_uid = TaskSeriesUid(JoinPath(spool.StagePath(kError), id));
+  std::string stage(kOutgoing);
   if (s.ok()) {
-    s = RetryTask(&spool, ctx.journal, id);
+    auto retried = RetryTask(&spool, ctx.journal, id);
+    s = retried.status();
+    stage = retried ? *retried : stage;
   }
   if (!s.ok()) {
     switch (s.code()) {
@@ -168,11 +171,13 @@ Response RetryTaskAction(const Request& req, Context& ctx) {
     }
   }
   Audit(ctx, req, "retry", "task/" + id, nlohmann::json::object(), id, series_uid);
+  bool processing = stage == kProcessing;
   return Response::Json(
       {{"task_id", id},
-       {"stage", "outgoing"},
-       {"message", "task " + id + " is queued again in " + spool.StagePath(kOutgoing) +
-                       "; the dispatcher sends it now"}});
+       {"stage", stage},
+       {"message", "task " + id + " is queued again in " + spool.StagePath(stage) +
+                       (processing ? "; the processor runs its modules again"
+                                   : "; the dispatcher sends it now")}});
 }
 
 Response DiscardTask(const Request& req, Context& ctx) {

@@ -26,6 +26,7 @@ inline constexpr int64_t kMaxLimit = 500;
 Response GetStatus(const Request& req, Context& ctx);
 Response SearchTasks(const Request& req, Context& ctx);
 Response GetTask(const Request& req, Context& ctx);
+Response GetTaskLog(const Request& req, Context& ctx);
 Response SearchSeries(const Request& req, Context& ctx);
 Response GetSeries(const Request& req, Context& ctx);
 

@@ -4,6 +4,8 @@
 // Every value from the request reaches SQL only as a bound parameter (WhereClause). Exact
 // filters use the tables' indexes; the patient name filter is a case-insensitive substring
 // (lower(...) LIKE '%x%'), which scans the rows the other filters leave.
+#include <algorithm>
+#include <cstdlib>
 #include <initializer_list>
 #include <map>
 
@@ -204,6 +206,54 @@ Response SearchTasks(const Request& req, Context& ctx) {
                          {"limit", page.limit},
                          {"offset", page.offset},
                          {"items", *items}});
+}
+
+Response GetTaskLog(const Request& req, Context& ctx) {
+  const std::string id = req.path_params.count("id") ? req.path_params.at("id") : "";
+  if (!IsSafeFileName(id)) {
+    return Response::Error(400, "\"" + id + "\" is not a task id");
+  }
+  const std::string& data = ctx.config->data_folder;
+  std::optional<std::string> stage = FindTaskStage(data, id);
+  if (!stage) {
+    return Response::Error(404, "task " + id + " is not in the spool (" + data +
+                                    "); its logs went with it when the cleaner removed it");
+  }
+  FileSystem* fs = DefaultFileSystem();
+  std::string dir = JoinPath(JoinPath(JoinPath(data, *stage), id), "logs");
+  constexpr uint64_t kMaxLog = 1 << 20;  // the end of a longer log is what explains a failure
+  nlohmann::json logs = nlohmann::json::array();
+  auto names = fs->ListDir(dir);
+  std::vector<std::string> files = names ? *names : std::vector<std::string>{};
+  std::sort(files.begin(), files.end(), [](const std::string& a, const std::string& b) {
+    return std::atoi(a.c_str()) < std::atoi(b.c_str()) || (std::atoi(a.c_str()) ==
+                                                               std::atoi(b.c_str()) && a < b);
+  });
+  for (const auto& name : files) {
+    if (!name.ends_with(".log")) {
+      continue;
+    }
+    auto text = fs->ReadFile(JoinPath(dir, name));
+    if (!text) {
+      continue;
+    }
+    std::string body = *text;
+    bool cut = body.size() > kMaxLog;
+    if (cut) {
+      body = body.substr(body.size() - kMaxLog);
+    }
+    size_t dash = name.find('-');
+    nlohmann::json entry = {
+        {"file", name},
+        {"step", std::atoi(name.c_str())},
+        {"module", dash == std::string::npos ? "" : name.substr(dash + 1, name.size() - dash - 5)},
+        {"truncated", cut},
+        {"text", nlohmann::json(body).dump(-1, ' ', false,
+                                           nlohmann::json::error_handler_t::replace)}};
+    entry["text"] = nlohmann::json::parse(entry["text"].get<std::string>());
+    logs.push_back(entry);
+  }
+  return Response::Json({{"task_id", id}, {"stage", *stage}, {"logs", logs}});
 }
 
 Response GetTask(const Request& req, Context& ctx) {

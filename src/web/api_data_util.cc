@@ -232,8 +232,8 @@ nlohmann::json RowToJson(const db::Rows& rows, size_t i) {
 }
 
 std::optional<std::string> FindTaskStage(const std::string& data_folder, const std::string& id) {
-  static const char* kPlaces[] = {"processing", "outgoing", "tmp/dispatcher", "success",
-                                  "error",      "discard"};
+  static const char* kPlaces[] = {"processing", "tmp/processor", "outgoing", "tmp/dispatcher",
+                                  "success",    "error",         "discard"};
   FileSystem* fs = DefaultFileSystem();
   // A task moves while we look (outgoing -> tmp/dispatcher -> outgoing on a retry); a second
   // round finds it where it settled.

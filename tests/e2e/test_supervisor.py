@@ -180,8 +180,8 @@ class SupervisorTest(FerryTestCase):
         sup = f.events("supervisor")
         stopped = [e["details"] for e in sup if e["event"] == "service.stopped"]
         self.assertEqual(sorted(d["service"] for d in stopped),
-                         ["bookkeeper", "cleaner", "dispatcher", "notifier", "receiver",
-                          "router", "web"], sup)
+                         ["bookkeeper", "cleaner", "dispatcher", "notifier", "processor",
+                          "receiver", "router", "web"], sup)
         self.assertTrue(all(d["exit"] == "exited with code 0" for d in stopped), stopped)
         self.assertIn("supervisor.stopped", [e["event"] for e in sup])
         rec = [e for e in f.events() if e["event"] == "service.stopped"]

@@ -1,8 +1,8 @@
-// Scheduling decisions of the dispatcher, as pure functions and a plain queue so that they are
-// unit-tested with a fake clock: which waiting task starts next (priorities, the off-peak
-// window, FIFO, no starvation), how long a failed task waits before its next attempt, and which
-// member of a target group receives a task.
-// Thread-safety: values; TaskQueue is not thread-safe (the dispatcher guards it).
+// Scheduling decisions shared by the dispatcher and the processor, as pure functions and a plain
+// queue so that they are unit-tested with a fake clock: which waiting task starts next
+// (priorities, the off-peak window, FIFO, no starvation), how long a failed task waits before its
+// next attempt, and which member of a target group receives a task (dispatcher).
+// Thread-safety: values; TaskQueue is not thread-safe (its owner guards it).
 #pragma once
 
 #include <chrono>

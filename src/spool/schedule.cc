@@ -1,4 +1,4 @@
-#include "dispatch/schedule.h"
+#include "spool/schedule.h"
 
 #include <time.h>
 
