@@ -139,10 +139,10 @@ def run_processor(ferry, work, template, podman, workers):
             "span": span, "throughput": TASKS / span}
 
 
-def bare_podman_runs(work, template, runs=5):
+def bare_podman_runs(work, template, label, runs=5):
     times = []
     for i in range(runs):
-        job = os.path.join(work, f"bare-{i}")
+        job = os.path.join(work, f"bare-{label}-{i}")
         in_dir, out_dir = os.path.join(job, "in"), os.path.join(job, "out")
         shutil.copytree(template["folder"], in_dir)
         os.makedirs(out_dir)
@@ -174,10 +174,10 @@ def main():
         with PodmanService(work) as podman:
             template = {"folder": os.path.join(work, "series")}
             template["series"] = make_series(template["folder"])
-            bare = bare_podman_runs(work, template)
+            bare = bare_podman_runs(work, template, "before")
             one = run_processor(ferry, work, template, podman, 1)
             four = run_processor(ferry, work, template, podman, 4)
-            bare_more = bare_podman_runs(work, template)
+            bare_more = bare_podman_runs(work, template, "after")
         bare_median = statistics.median(bare + bare_more)
         overhead = one["job_median"] - bare_median
         ratio = four["throughput"] / one["throughput"]

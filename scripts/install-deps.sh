@@ -15,7 +15,7 @@ packages=(
   openssh-server openssh-client
   libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev libcpp-httplib-dev
   python3-aiosmtpd libxxhash-dev
-  podman runc debootstrap
+  podman runc debootstrap python3-pydantic
 )
 # Node.js and npm run s3rver (the S3 test peer). A machine that already has them (for example from
 # NodeSource) keeps its own; Debian's npm would conflict with it.

@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGES = os.path.join(HERE, "..", "images")
 CONTAINERS_CONF = os.path.join(IMAGES, "containers.conf")
 MODULE_IMAGE = "localhost/ferry-test-mod:latest"
+MAP_IMAGE = "localhost/ferry-test-map:latest"  # a MONAI Application Package stand-in
 ENV = dict(os.environ, CONTAINERS_CONF=CONTAINERS_CONF)
 
 

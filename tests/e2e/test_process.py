@@ -20,7 +20,9 @@ import pydicom
 
 from ferrytest import (FERRY_BIN, FerryTestCase, child_pids, run, storescu, wait_for)
 from peers_dicom import StoreScp
-from peers_podman import MODULE_IMAGE, PodmanService
+from peers_podman import MAP_IMAGE, MODULE_IMAGE, PodmanService
+
+import mercure_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE_PY = os.path.join(HERE, "..", "images", "modules", "mod", "module.py")
@@ -114,6 +116,12 @@ class ProcessTest(FerryTestCase):
             self.assertIn(f"uid={os.getuid()}", log)
             self.assertIn('"description": "AI RESULT"', log)
             self.assertIn("wrote 3 file(s)", log)
+            # What the module saw validates under mercure's Task model (unknown fields refused).
+            seen = json.loads(next(line for line in log.splitlines()
+                                   if line.startswith("task.json: "))[len("task.json: "):])
+            self.assertNotIn("ferry", seen)
+            mercure_model.Task.parse_obj(seen)
+            self.assertEqual(seen["process"]["module_name"], "describe")
             complete = self.events(f, "process.complete")
             self.assertEqual(len(complete), 1)
             self.assertEqual(complete[0]["details"]["instances_in"], 3)
@@ -228,6 +236,20 @@ class ProcessTest(FerryTestCase):
         self.assertEqual(os.listdir(os.path.join(f.data, "tmp", "processor")), [])
         self.assertEqual(self.podman.containers(f"ferry.data={f.data}"), [])
 
+    def test_monai_application_package_runs_its_manifest_command(self):
+        f = self.serve({"map": {"docker_tag": MAP_IMAGE, "settings": {"description": "MAP"}}},
+                       {"p": {"rule": "True", "action": "process", "processing_module": "map"}})
+        self.send(f, 1)
+        task_id = self.wait_task(f, "success", timeout=60)
+        with open(os.path.join(f.data, "success", task_id, "logs", "1-map.log")) as fh:
+            log = fh.read()
+        self.assertIn("is a MONAI Application Package", log)
+        self.assertIn("uid=0", log)  # packages run as root, as mercure runs them
+        files = glob.glob(os.path.join(f.data, "success", task_id, "*.dcm"))
+        self.assertEqual({pydicom.dcmread(p).SeriesDescription for p in files}, {"MAP"})
+        step = self.task_json(f, "success", task_id)["ferry"]["process"]["steps"][0]
+        self.assertEqual(step["kind"], "MONAI Application Package")
+
     def test_suspend_switch_holds_new_jobs(self):
         f = self.serve({"m": module({"description": "X"})},
                        {"p": {"rule": "True", "action": "process", "processing_module": "m"}})
@@ -282,6 +304,19 @@ class ProcessTest(FerryTestCase):
         self.assertEqual(body["stage"], "success")
         self.assertEqual(body["logs"][0]["module"], "local")
         self.assertIn("wrote 2 file(s)", body["logs"][0]["text"])
+
+        # The bookkeeper loaded the job's events: the task's trace shows the processing.
+        def loaded():
+            with opener.open(f"http://127.0.0.1:{port}/api/v1/tasks/{task_id}",
+                             timeout=10) as r:
+                task = json.load(r)
+            kinds = [e.get("event_type", e.get("event")) for e in task.get("events", [])]
+            return task if "process.complete" in kinds else None
+        task = wait_for(loaded, 30, what="the bookkeeper to load the processor's events")
+        self.assertEqual(task["task"]["state"], "success")
+        kinds = [e.get("event_type", e.get("event")) for e in task["events"]]
+        self.assertIn("process.begin", kinds)
+        self.assertIn("process.step_complete", kinds)
 
 
 def _first_password(log):

@@ -22,19 +22,20 @@ if ! podman image exists "$base"; then
     > "$root.log" 2>&1 || { tail -n 20 "$root.log"; exit 1; }
   rm -f "$root.log"
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-  tar -C "$root" -c . | podman import --change 'CMD ["/bin/bash"]' - "$base" > /dev/null
+  tar -C "$root" -c . | podman import --change 'CMD ["/bin/bash"]' - "$base" > /dev/null 2>&1
   echo "build-images: imported $base"
 fi
 
-# One image per test module: the base plus the module's files, rebuilt when they change.
+# One image per test module (modules/<name>/Containerfile, built with modules/ as its context so
+# that images share module.py), rebuilt when any module file changes.
+sum=$(find "$here/modules" -type f | sort | xargs cat | sha256sum | cut -c1-12)
 for dir in "$here"/modules/*/; do
   [ -f "$dir/Containerfile" ] || continue
   name=$(basename "$dir")
-  sum=$(cat "$dir"/* | sha256sum | cut -c1-12)
   image="localhost/ferry-test-$name:$sum"
   if ! podman image exists "$image"; then
     podman build --network none -q -t "$image" -t "localhost/ferry-test-$name:latest" \
-      -f "$dir/Containerfile" "$dir" > /dev/null
+      -f "$dir/Containerfile" "$here/modules" > /dev/null
     echo "build-images: built $image"
   else
     podman tag "$image" "localhost/ferry-test-$name:latest"

@@ -28,6 +28,8 @@ process = task["process"]
 settings = process.get("settings", {})
 print(f"module {process['module_name']} uid={os.getuid()} settings={json.dumps(settings, sort_keys=True)}",
       flush=True)
+# The whole task.json on one line, for the tests to check against mercure's model.
+print("task.json: " + json.dumps(task, sort_keys=True), flush=True)
 
 if settings.get("sleep"):
     time.sleep(float(settings["sleep"]))
