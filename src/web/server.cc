@@ -1,5 +1,7 @@
 #include "web/server.h"
 
+#include <sys/socket.h>
+
 #include <fmt/format.h>
 #include <httplib.h>
 
@@ -272,10 +274,17 @@ Status WebServer::Bind() {
         Send(Response::Error(500, "internal error; see the web service's log"), &res);
       });
 
+  // cpp-httplib sets SO_REUSEPORT by default, with which a second ferry on the same port would
+  // listen too and the kernel would spread requests over both. SO_REUSEADDR alone lets a
+  // restarted service bind at once and refuses a port another process listens on.
+  http_->set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   if (!http_->bind_to_port(config_.web.host, config_.web.port)) {
     return Status::Unavailable(fmt::format(
-        "cannot listen on {}:{} (in use by another program, or a privileged port?); change "
-        "web.port or web.host in {}",
+        "cannot listen on {}:{}: the port is in use (is another ferry web service already "
+        "running?) or privileged; stop the other program, or change web.port or web.host in {}",
         config_.web.host, config_.web.port, config_.path));
   }
   log->info("listening on {}://{}:{} with {} worker threads",
