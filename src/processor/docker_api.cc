@@ -214,6 +214,9 @@ Result<std::string> DockerApi::Create(const std::string& name, const nlohmann::j
   if (r.status == 404) {
     return Status::NotFound(Message(r));
   }
+  if (r.status == 409) {
+    return Status::AlreadyExists(Message(r));
+  }
   Json j = Json::parse(r.body, nullptr, false);
   if (r.status != 201 || !j.is_object() || !j.contains("Id")) {
     return Status::FailedPrecondition("the container engine refused to create the container: " +

@@ -49,7 +49,8 @@ class DockerApi {
   // unreachable) as FailedPrecondition.
   Status Pull(const std::string& image, std::chrono::seconds timeout);
 
-  // POST /containers/create?name=NAME with `body` (the API's JSON). Returns the container id.
+  // POST /containers/create?name=NAME with `body` (the API's JSON). Returns the container id;
+  // AlreadyExists when a container has that name, NotFound when the image is missing.
   Result<std::string> Create(const std::string& name, const nlohmann::json& body);
   Status Start(const std::string& id);
   // Waits until the container exits; its exit code. Unavailable ("timed out") when it runs

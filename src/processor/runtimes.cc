@@ -459,8 +459,11 @@ Result<ModuleRun> DockerRuntime::Run(const ModuleJob& job, const std::atomic<boo
         m.requires_root ? "" : " (it is a " + kind.kind + ")"));
   }
   FERRY_ASSIGN_OR_RETURN(Json body, ContainerBody(plan));
-  api_.Remove(name);  // a container of this name left by an earlier attempt
   Result<std::string> created = api_.Create(name, body);
+  if (!created && created.error().code() == Status::Code::kAlreadyExists) {
+    api_.Remove(name);  // left by an earlier attempt at this step
+    created = api_.Create(name, body);
+  }
   if (!created) {
     return created.error();
   }

@@ -83,6 +83,11 @@ class ProcessTest(FerryTestCase):
     def events(self, f, kind):
         return [e for e in f.events("processor") if e["event"] == kind]
 
+    def wait_events(self, f, kind, count, timeout=10):
+        """The processor journals a job's end right after it publishes the result."""
+        return wait_for(lambda: len(self.events(f, kind)) >= count and self.events(f, kind),
+                        timeout, what=f"{count} {kind} event(s)")
+
     def send(self, f, count=3, description="HEAD CT"):
         series_uid, files = self.make_series(count, series_description=description)
         storescu(f.port, files)
@@ -122,7 +127,7 @@ class ProcessTest(FerryTestCase):
             self.assertNotIn("ferry", seen)
             mercure_model.Task.parse_obj(seen)
             self.assertEqual(seen["process"]["module_name"], "describe")
-            complete = self.events(f, "process.complete")
+            complete = self.wait_events(f, "process.complete", 1)
             self.assertEqual(len(complete), 1)
             self.assertEqual(complete[0]["details"]["instances_in"], 3)
             self.assertEqual(complete[0]["details"]["instances_out"], 3)
@@ -171,7 +176,8 @@ class ProcessTest(FerryTestCase):
         notes = self.events(f, "process.notification")
         self.assertEqual(len(notes), 2)
         self.assertEqual(notes[0]["details"], {"text": "router: 2 findings", "requested": True})
-        routed = [e["details"].get("routing", "") for e in self.events(f, "process.complete")]
+        routed = [e["details"].get("routing", "")
+                  for e in self.wait_events(f, "process.complete", 2)]
         self.assertTrue(any("chose the target(s) b" in r for r in routed), routed)
         self.assertTrue(any("does not allow" in r for r in routed), routed)
 
@@ -200,7 +206,8 @@ class ProcessTest(FerryTestCase):
         self.assertIn("wrote no output", reasons["silent"])
         self.assertIn("timeout of 2 s", reasons["slow"])
         self.assertIn("localhost/ferry-no-such-image:1", reasons["ghost"])
-        self.assertEqual(len([e for e in f.events("processor") if e["event"] == "task.failed"]), 4)
+        # task.failed is journalled right after the move to error/.
+        self.wait_events(f, "task.failed", 4)
         self.assertEqual(self.podman.containers(f"ferry.data={f.data}"), [])
 
         # A retry runs the module again from the received images (and fails the same way).
@@ -209,8 +216,8 @@ class ProcessTest(FerryTestCase):
                      "crash")
         p = run([FERRY_BIN, "task", "retry", crash, "--config", f.config_path], check=True)
         self.assertIn("processing", p.stdout)
-        wait_for(lambda: len([e for e in f.events("processor") if e["event"] == "task.failed"])
-                 == 5, 60, what="the retried task to fail again")
+        wait_for(lambda: len(self.events(f, "task.failed")) == 5, 60,
+                 what="the retried task to fail again")
         self.assertEqual(len(self.events(f, "process.begin")), 5)
 
     def test_processor_killed_during_a_job_finishes_the_task_exactly_once(self):
@@ -229,7 +236,7 @@ class ProcessTest(FerryTestCase):
         files = glob.glob(os.path.join(out, task_id, "*.dcm"))
         self.assertEqual(len(files), 3)
         self.assertEqual({pydicom.dcmread(p).SeriesDescription for p in files}, {"DONE"})
-        self.assertEqual(len(self.events(f, "process.complete")), 1)
+        self.assertEqual(len(self.wait_events(f, "process.complete", 1)), 1)
         self.assertEqual(len(self.events(f, "task.recovered")), 1)
         self.assertIn("left by a processor that stopped", f.log_text())
         self.assertEqual(self.tasks(f, "processing"), [])
