@@ -39,6 +39,7 @@ test-e2e: build test-images
 
 bench: deps build test-images
 	/usr/bin/python3 bench/receive_bench.py --ferry $(BUILD)/ferry
+	/usr/bin/python3 bench/nagle_bench.py --ferry $(BUILD)/ferry
 	/usr/bin/python3 bench/route_latency.py --ferry $(BUILD)/ferry
 	/usr/bin/python3 bench/route_bench.py --ferry $(BUILD)/ferry
 	/usr/bin/python3 bench/bookkeeper_bench.py --ferry $(BUILD)/ferry

@@ -98,9 +98,9 @@ def task_json(task_id, series):
     }
 
 
-def run_processor(ferry, work, template, podman, workers):
-    data = os.path.join(work, f"data-{workers}")
-    for i in range(TASKS):
+def run_processor(ferry, work, template, podman, workers, settings, tasks=TASKS, label=""):
+    data = os.path.join(work, f"data-{label}{workers}")
+    for i in range(tasks):
         task_id = f"bench-{workers}-{i:02d}"
         dest = os.path.join(data, "processing", task_id)
         shutil.copytree(template["folder"], dest)
@@ -108,19 +108,19 @@ def run_processor(ferry, work, template, podman, workers):
             json.dump(task_json(task_id, template["series"]), f)
     config = {
         "data_folder": data,
-        "modules": {"copy": {"docker_tag": MODULE_IMAGE, "settings": {"copy": True}}},
+        "modules": {"copy": {"docker_tag": MODULE_IMAGE, "settings": settings}},
         "rules": {"bench": {"rule": "False", "action": "process", "processing_module": "copy"}},
         "processor": {"workers": workers, "docker_socket": podman.socket},
     }
-    config_path = os.path.join(work, f"ferry-{workers}.json")
+    config_path = os.path.join(work, f"ferry-{label}{workers}.json")
     with open(config_path, "w") as f:
         json.dump(config, f)
-    log = open(os.path.join(work, f"processor-{workers}.log"), "wb")
+    log = open(os.path.join(work, f"processor-{label}{workers}.log"), "wb")
     proc = subprocess.Popen([ferry, "processor", "--config", config_path], stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 600
     try:
-        while len(glob.glob(os.path.join(data, "success", "*"))) < TASKS:
+        while len(glob.glob(os.path.join(data, "success", "*"))) < tasks:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise SystemExit(f"processor with {workers} worker(s) did not finish; see "
                                  f"{log.name}")
@@ -136,7 +136,7 @@ def run_processor(ferry, work, template, podman, workers):
               for s in [e["details"]]]
     span = max(ends.values()) - min(begins.values())
     return {"job_median": statistics.median(jobs), "module_median": statistics.median(module),
-            "span": span, "throughput": TASKS / span}
+            "span": span, "throughput": tasks / span}
 
 
 def bare_podman_runs(work, template, label, runs=5):
@@ -164,6 +164,35 @@ def bare_podman_runs(work, template, label, runs=5):
     return times
 
 
+def engine_ceiling(work, template, runs=8, parallel=4):
+    """How much faster `podman run` of the module gets when `parallel` run at once: the
+    container engine's own limit on parallel jobs, whoever starts them."""
+    def batch(count_at_once):
+        procs = []
+        start = time.monotonic()
+        for i in range(runs):
+            job = os.path.join(work, f"ceiling-{count_at_once}-{i}")
+            in_dir, out_dir = os.path.join(job, "in"), os.path.join(job, "out")
+            shutil.copytree(template["folder"], in_dir)
+            os.makedirs(out_dir)
+            with open(os.path.join(in_dir, "task.json"), "w") as f:
+                view = task_json("bare", template["series"])
+                view.pop("ferry")
+                view["process"]["settings"] = {"copy": True}
+                json.dump(view, f)
+            procs.append(subprocess.Popen(
+                ["podman", "run", "--rm", "--network", "none", "-v", f"{in_dir}:/tmp/data",
+                 "-v", f"{out_dir}:/tmp/output", "-e", "MERCURE_IN_DIR=/tmp/data",
+                 "-e", "MERCURE_OUT_DIR=/tmp/output", MODULE_IMAGE],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV))
+            if len(procs) >= count_at_once:
+                procs.pop(0).wait(timeout=300)
+        for p in procs:
+            p.wait(timeout=300)
+        return time.monotonic() - start
+    return batch(1) / batch(parallel)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ferry", required=True)
@@ -175,9 +204,13 @@ def main():
             template = {"folder": os.path.join(work, "series")}
             template["series"] = make_series(template["folder"])
             bare = bare_podman_runs(work, template, "before")
-            one = run_processor(ferry, work, template, podman, 1)
-            four = run_processor(ferry, work, template, podman, 4)
+            one = run_processor(ferry, work, template, podman, 1, {"copy": True})
+            four = run_processor(ferry, work, template, podman, 4, {"copy": True})
             bare_more = bare_podman_runs(work, template, "after")
+            ceiling = engine_ceiling(work, template)
+            slow = {"copy": True, "sleep": 2}
+            slow_one = run_processor(ferry, work, template, podman, 1, slow, 8, "slow")
+            slow_four = run_processor(ferry, work, template, podman, 4, slow, 8, "slow")
         bare_median = statistics.median(bare + bare_more)
         overhead = one["job_median"] - bare_median
         ratio = four["throughput"] / one["throughput"]
@@ -195,6 +228,12 @@ def main():
               f"({four['span']:.2f} s for {TASKS}); job median {four['job_median']:.3f} s")
         print(f"  4 workers / 1 worker:         {ratio:.2f}x (target >= 1.8x on "
               f"{os.cpu_count()} cores)")
+        print(f"  the engine's own ceiling:     {ceiling:.2f}x (8 bare podman runs, 4 at a time "
+              f"vs one at a time)")
+        slow_ratio = slow_four["throughput"] / slow_one["throughput"]
+        print(f"  module that also waits 2 s:   1 worker {slow_one['throughput']:.2f} tasks/s, "
+              f"4 workers {slow_four['throughput']:.2f} tasks/s: {slow_ratio:.2f}x "
+              f"(8 tasks each)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +17,8 @@
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/assoc.h>
 #include <dcmtk/dcmnet/dimse.h>
+#include <dcmtk/dcmnet/dcmlayer.h>
+#include <dcmtk/dcmnet/dcmtrans.h>
 #include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmtls/tlslayer.h>
 #include <fmt/format.h>
@@ -128,6 +131,32 @@ bool FileHoldsDataset(const std::string& path, uint64_t dataset_bytes) {
   return static_cast<uint64_t>(st.st_size) == sizeof(head) + group_length + dataset_bytes;
 }
 
+// A plain TCP connection that acknowledges what it reads at once. Senders that leave Nagle's
+// algorithm on (as many DICOM stacks ship) hold back their next small segment until the last one
+// is acknowledged, and Linux delays acknowledgements by up to 40 ms: each C-STORE then waits for
+// that timer (120 small instances: 5.9 s instead of 0.2 s). TCP_QUICKACK is not permanent, so it
+// is set again after every read.
+class QuickAckConnection : public DcmTCPConnection {
+ public:
+  explicit QuickAckConnection(DcmNativeSocketType socket) : DcmTCPConnection(socket) {}
+
+  ssize_t read(void* buf, size_t nbyte) override {
+    ssize_t n = DcmTCPConnection::read(buf, nbyte);
+    int one = 1;
+    setsockopt(getSocket(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+    return n;
+  }
+};
+
+// Makes DCMTK accept associations over QuickAckConnection (plain TCP only; TLS has its own).
+class QuickAckLayer : public DcmTransportLayer {
+ public:
+  DcmTransportConnection* createConnection(DcmNativeSocketType socket,
+                                           OFBool use_secure_layer) override {
+    return use_secure_layer ? nullptr : new QuickAckConnection(socket);
+  }
+};
+
 // Workers compete in accept() on DCMTK's listening socket; if it blocked, the losers would
 // hang in accept() until the next connection. DCMTK does not expose the socket, so find it among
 // this process's descriptors: the listening TCP socket bound to our port.
@@ -175,6 +204,7 @@ struct StorageScp::Impl {
   StoreHandler* handler;
   T_ASC_Network* network = nullptr;
   DcmTLSTransportLayer* tls = nullptr;
+  QuickAckLayer quick_ack;
   std::atomic<bool> stop{false};
   std::atomic<bool> abort_all{false};
   bool listen_nonblocking = false;
@@ -235,6 +265,12 @@ Status StorageScp::Start() {
   }
   impl_->listen_nonblocking = MakeListenSocketNonBlocking(impl_->options.port);
   const ScpTlsOptions& t = impl_->options.tls;
+  if (!t.enabled) {
+    cond = ASC_setTransportLayer(impl_->network, &impl_->quick_ack, 0);
+    if (cond.bad()) {
+      return Status::Internal("cannot set the TCP transport layer: " + ConditionText(cond));
+    }
+  }
   if (t.enabled) {
     auto* layer = new DcmTLSTransportLayer(NET_ACCEPTOR, nullptr, OFTrue);
     impl_->tls = layer;
