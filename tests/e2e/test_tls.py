@@ -7,7 +7,8 @@ import unittest
 
 import pydicom
 
-from ferrytest import (dataset_bytes, echoscu, FerryTestCase, run, storescu, wait_events)
+from ferrytest import (dataset_bytes, echoscu, FerryTestCase, run, storescu, wait_events,
+                       wait_for)
 
 TLS_TIMEOUTS = ["-to", "10", "-ta", "10"]
 
@@ -76,7 +77,8 @@ class TlsTest(FerryTestCase):
 
     def test_mutual_tls_store_and_echo(self):
         f = self.tls_ferry()
-        self.assertIn("TLS on", f.log_text())
+        # The port opens before the TLS settings are loaded and the start is logged.
+        wait_for(lambda: "TLS on" in f.log_text(), 10, what="the receiver's start line")
         _, files = self.make_series(3)
         p = storescu(f.port, files, extra=self.client_tls(), timeout=60)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
