@@ -13,6 +13,7 @@
 #include "core/logging.h"
 #include "journal/journal.h"
 #include "spool/control.h"
+#include "spool/service_lock.h"
 #include "spool/spool.h"
 
 namespace ferry {
@@ -104,6 +105,12 @@ int RunSupervisor(const Config& config, const std::vector<ServiceSpec>& services
   Status s = spool.Init();
   if (!s.ok()) {
     log->error("cannot prepare the data folder {}: {}", config.data_folder, s.ToString());
+    return 1;
+  }
+  // One supervisor per data folder: a second one would do the same work twice.
+  auto owner = ServiceLock::Acquire(config.data_folder, "supervisor");
+  if (!owner) {
+    log->error("{}", owner.error().message());
     return 1;
   }
   auto journal = Journal::Open(spool.StagePath(kJournal), "supervisor", RealClock(), fs);

@@ -12,6 +12,7 @@
 #include "cleaner/cleaner.h"
 #include "core/logging.h"
 #include "core/stop_signals.h"
+#include "spool/service_lock.h"
 
 namespace ferry {
 namespace {
@@ -50,6 +51,12 @@ int RunCleanerService(const Config& config) {
   Status s = spool.Init();
   if (!s.ok()) {
     log->error("cannot prepare the data folder {}: {}", config.data_folder, s.ToString());
+    return 1;
+  }
+  // One cleaner per data folder: a second one would do the same work twice.
+  auto owner = ServiceLock::Acquire(config.data_folder, "cleaner");
+  if (!owner) {
+    log->error("{}", owner.error().message());
     return 1;
   }
   auto journal = Journal::Open(spool.StagePath(kJournal), "cleaner", RealClock(), fs);

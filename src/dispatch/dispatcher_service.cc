@@ -14,6 +14,7 @@
 #include "core/stop_signals.h"
 #include "dispatch/dispatcher.h"
 #include "spool/control.h"
+#include "spool/service_lock.h"
 
 namespace ferry {
 
@@ -28,6 +29,12 @@ int RunDispatcherService(const Config& config) {
   Status s = spool.Init();
   if (!s.ok()) {
     log->error("cannot prepare the data folder {}: {}", config.data_folder, s.ToString());
+    return 1;
+  }
+  // One dispatcher per data folder: a second one would do the same work twice.
+  auto owner = ServiceLock::Acquire(config.data_folder, "dispatcher");
+  if (!owner) {
+    log->error("{}", owner.error().message());
     return 1;
   }
   auto journal = Journal::Open(spool.StagePath(kJournal), "dispatcher", RealClock(), fs);

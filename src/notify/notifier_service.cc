@@ -13,6 +13,7 @@
 #include "core/scoped_fd.h"
 #include "core/stop_signals.h"
 #include "notify/notifier.h"
+#include "spool/service_lock.h"
 
 namespace ferry {
 
@@ -30,6 +31,12 @@ int RunNotifierService(const Config& config) {
   Status s = spool.Init();
   if (!s.ok()) {
     log->error("cannot prepare the data folder {}: {}", config.data_folder, s.ToString());
+    return 1;
+  }
+  // One notifier per data folder: a second one would do the same work twice.
+  auto owner = ServiceLock::Acquire(config.data_folder, "notifier");
+  if (!owner) {
+    log->error("{}", owner.error().message());
     return 1;
   }
   auto journal = Journal::Open(spool.StagePath(kJournal), "notifier", RealClock(), fs);

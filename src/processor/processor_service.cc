@@ -14,6 +14,7 @@
 #include "processor/processor.h"
 #include "processor/runtimes.h"
 #include "spool/control.h"
+#include "spool/service_lock.h"
 
 namespace ferry {
 
@@ -27,6 +28,12 @@ int RunProcessorService(const Config& config) {
   Status s = spool.Init();
   if (!s.ok()) {
     log->error("cannot prepare the data folder {}: {}", config.data_folder, s.ToString());
+    return 1;
+  }
+  // One processor per data folder: a second one would do the same work twice.
+  auto owner = ServiceLock::Acquire(config.data_folder, "processor");
+  if (!owner) {
+    log->error("{}", owner.error().message());
     return 1;
   }
   auto journal = Journal::Open(spool.StagePath(kJournal), "processor", RealClock(), fs);

@@ -8,6 +8,7 @@
 #include "receiver/intake_recovery.h"
 #include "receiver/receiver.h"
 #include "spool/intake_log.h"
+#include "spool/service_lock.h"
 
 namespace ferry {
 namespace {
@@ -45,6 +46,12 @@ int RunReceiverService(const Config& config) {
   Status s = spool.Init();
   if (!s.ok()) {
     log->error("cannot prepare the data folder {}: {}", config.data_folder, s.ToString());
+    return 1;
+  }
+  // One receiver per data folder: a second one would do the same work twice.
+  auto owner = ServiceLock::Acquire(config.data_folder, "receiver");
+  if (!owner) {
+    log->error("{}", owner.error().message());
     return 1;
   }
   auto journal = Journal::Open(spool.StagePath(kJournal), "receiver", RealClock(), fs);

@@ -12,6 +12,7 @@
 #include "core/logging.h"
 #include "core/stop_signals.h"
 #include "router/router.h"
+#include "spool/service_lock.h"
 
 namespace ferry {
 
@@ -24,6 +25,12 @@ int RunRouterService(const Config& config) {
   Status s = spool.Init();
   if (!s.ok()) {
     log->error("cannot prepare the data folder {}: {}", config.data_folder, s.ToString());
+    return 1;
+  }
+  // One router per data folder: a second one would do the same work twice.
+  auto owner = ServiceLock::Acquire(config.data_folder, "router");
+  if (!owner) {
+    log->error("{}", owner.error().message());
     return 1;
   }
   auto journal = Journal::Open(spool.StagePath(kJournal), "router", RealClock(), fs);

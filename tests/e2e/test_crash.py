@@ -112,7 +112,8 @@ class CrashTest(FerryTestCase):
         second.start(wait=False)
         wait_for(lambda: second.proc.poll() is not None, 30, what="the second receiver to exit")
         self.assertEqual(second.proc.returncode, 1)
-        self.assertIn("another ferry receiver is using the intake log", second.log_text())
+        self.assertIn(f"another ferry receiver (pid {f.proc.pid} on host", second.log_text())
+        self.assertIn(f"already works on the data folder {f.data}", second.log_text())
         self.assertEqual(echoscu(f.port).returncode, 0)
         self.assertEqual(f.stop(), 0)
 
