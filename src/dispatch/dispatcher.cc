@@ -740,7 +740,7 @@ void Dispatcher::FinishTask(Active* a) {
   } else if (permanent || a->attempt >= config_.dispatcher.retry.max_attempts) {
     stage = kError;
     event = "task.failed";
-    t["info"]["fail_stage"] = "dispatching";
+    t["info"]["fail_stage"] = "DISPATCHING";  // mercure's FailStage names
     t["ferry"]["stage"] = "error";
     std::string reasons;
     for (const auto& d : a->dests) {

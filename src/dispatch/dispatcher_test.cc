@@ -297,7 +297,7 @@ TEST_F(DispatcherTest, PermanentFailureGoesToErrorAtOnce) {
   EXPECT_EQ(t["ferry"]["dispatch"]["attempts"], 1);
   EXPECT_NE(t["ferry"]["dispatch"]["failure"].get<std::string>().find("refused"),
             std::string::npos);
-  EXPECT_EQ(t["info"]["fail_stage"], "dispatching");
+  EXPECT_EQ(t["info"]["fail_stage"], "DISPATCHING");
   // Retry after the operator fixed the destination: only b is sent again.
   script_.permanent.clear();
   ASSERT_EQ(RetryTask(spool_.get(), journal_.get(), id).value(), "outgoing");

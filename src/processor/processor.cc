@@ -471,7 +471,7 @@ Processor::Ending Processor::Fail(Job* job, const std::string& reason, int step,
                              "error/{} (retry with `ferry task retry {}`) task={}",
                              job->id, reason, job->id, job->id, job->id);
   Status s = RestoreInput(job->dir, true);
-  task["info"]["fail_stage"] = "processing";
+  task["info"]["fail_stage"] = "PROCESSING";  // mercure's FailStage names
   task["ferry"]["stage"] = "error";
   Json failure = {{"reason", reason}, {"at", FormatIso8601(clock_->Now())}};
   if (step >= 0) {

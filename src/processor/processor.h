@@ -17,7 +17,7 @@
 //      rename into outgoing/<id>/ (something to send) or success/<id>/ (nothing to send).
 //
 // A failed task goes to error/<id>/ with its received images back in place, the reason in
-// task.json (info.fail_stage "processing", ferry.process.failure) and the journal, and its logs;
+// task.json (info.fail_stage "PROCESSING", ferry.process.failure) and the journal, and its logs;
 // `ferry task retry` puts it back into processing/. When the container engine cannot be reached
 // the task goes back into processing/ and is tried again later (processor.retry).
 //

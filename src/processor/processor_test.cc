@@ -244,7 +244,7 @@ TEST_F(ProcessorTest, ANonZeroExitFailsTheTaskWithItsImagesAndLogForARetry) {
   std::string id = AddTask({"blur"});
   ASSERT_TRUE(RunUntil(kError, id));
   Json task = TaskJson(kError, id);
-  EXPECT_EQ(task["info"]["fail_stage"], "processing");
+  EXPECT_EQ(task["info"]["fail_stage"], "PROCESSING");
   std::string reason = task["ferry"]["process"]["failure"]["reason"];
   EXPECT_NE(reason.find("exited with code 3"), std::string::npos) << reason;
   EXPECT_NE(reason.find("no pixel data"), std::string::npos) << reason;

@@ -36,7 +36,9 @@ Result<std::string> RetryTask(Spool* spool, Journal* journal, const std::string&
   if (!task.is_object()) {
     return Status::Corruption("task.json of " + task_id + " is not valid JSON");
   }
-  bool processing = task.value("/info/fail_stage"_json_pointer, Json()) == "processing";
+  // mercure's FailStage name; tasks failed by older versions of ferry say "processing".
+  Json stage_failed = task.value("/info/fail_stage"_json_pointer, Json());
+  bool processing = stage_failed == "PROCESSING" || stage_failed == "processing";
   std::string_view stage = processing ? kProcessing : kOutgoing;
   if (processing) {
     task["ferry"]["process"]["attempts"] = 0;

@@ -43,7 +43,7 @@ class TaskInfo(Strict):
     mercure_appliance: str
     mercure_server: str
     device_serial_number: Optional[str] = None
-    fail_stage: Optional[str] = None
+    fail_stage: Optional[Literal["DISPATCHING", "PROCESSING", "ROUTING"]] = None
     sender_aet: str = "MISSING"
     receiver_aet: str = "MISSING"
 

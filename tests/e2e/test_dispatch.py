@@ -136,7 +136,7 @@ class DispatchTest(FerryTestCase):
         task_id, task = next(iter(errored.items()))
         self.assertEqual(task["ferry"]["dispatch"]["attempts"], 1)  # not retried
         self.assertIn("is not a folder", task["ferry"]["dispatch"]["failure"])
-        self.assertEqual(task["info"]["fail_stage"], "dispatching")
+        self.assertEqual(task["info"]["fail_stage"], "DISPATCHING")
         self.assertEqual(task["dispatch"]["status"]["out"]["state"], "error")
         failed = wait_events(f, "task.failed", 1, service="dispatcher")
         self.assertTrue(failed[0]["details"]["permanent"])

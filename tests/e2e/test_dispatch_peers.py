@@ -291,7 +291,7 @@ class DispatchPeersTest(FerryTestCase):
         self.assertIn("destination refused SOP class CT Image Storage",
                       task["ferry"]["dispatch"]["failure"])
         self.assertEqual(task["dispatch"]["status"]["pacs"]["state"], "error")
-        self.assertEqual(task["info"]["fail_stage"], "dispatching")
+        self.assertEqual(task["info"]["fail_stage"], "DISPATCHING")
         self.assertEqual({os.path.basename(p)[:-4] for p in
                           glob.glob(os.path.join(f.data, "error", task_id, "*.dcm"))},
                          sop_uids(ct))

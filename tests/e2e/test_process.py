@@ -196,7 +196,8 @@ class ProcessTest(FerryTestCase):
         reasons = {}
         for task_id in self.tasks(f, "error"):
             task = self.task_json(f, "error", task_id)
-            self.assertEqual(task["info"]["fail_stage"], "processing")
+            self.assertEqual(task["info"]["fail_stage"], "PROCESSING")
+            mercure_model.Task.parse_obj({k: v for k, v in task.items() if k != "ferry"})
             failure = task["ferry"]["process"]["failure"]
             reasons[failure["module"]] = failure["reason"]
             # The received image is back in place for a retry.
