@@ -1006,8 +1006,16 @@ Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* error
   Json root;
   try {
     root = Json::parse(json_text);
-  } catch (const Json::parse_error& e) {
-    errors->push_back({"$", std::string("is not valid JSON: ") + e.what()});
+  } catch (const Json::exception& e) {
+    // Parse errors, numbers out of range (1e999999), invalid UTF-8. The library's message may
+    // quote the offending bytes: keep it printable, so that it can be shown and sent as JSON.
+    std::string reason = e.what();
+    for (char& c : reason) {
+      if (static_cast<unsigned char>(c) >= 0x80 || static_cast<unsigned char>(c) < 0x20) {
+        c = '?';
+      }
+    }
+    errors->push_back({"$", "is not valid JSON: " + reason});
     return config;
   }
   if (!root.is_object()) {

@@ -4,6 +4,7 @@
 #include <set>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -194,6 +195,23 @@ INSTANTIATE_TEST_SUITE_P(
                 "$.rules.r.priority", "\"urgent\""},
         BadCase{R"({"data_folder": "/d", "router": {"series_complete_timeout": 0}})",
                 "$.router.series_complete_timeout", "out of range"}));
+
+TEST(ConfigTest, TextThatIsNotJsonIsOneErrorWithAPrintableReason) {
+  for (std::string text : {std::string("{\"data_folder\": \"/d\", \"x\": 1e999999}"),
+                           std::string("{\"data_folder\": \"/d\xff\xfe\"}"),
+                           std::string("{\"data_folder\": ")}) {
+    std::vector<ConfigError> errors;
+    ParseConfig(text, &errors, false);
+    ASSERT_EQ(errors.size(), 1u) << text;
+    EXPECT_EQ(errors[0].path, "$");
+    EXPECT_NE(errors[0].reason.find("is not valid JSON"), std::string::npos);
+    for (unsigned char c : errors[0].reason) {
+      EXPECT_TRUE(c >= 0x20 && c < 0x80) << errors[0].reason;
+    }
+    // What the API sends back must serialise.
+    EXPECT_NO_THROW(nlohmann::json({{"reason", errors[0].reason}}).dump());
+  }
+}
 
 TEST(ConfigTest, MercureModulesSectionLoads) {
   std::vector<ConfigError> errors;
