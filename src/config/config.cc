@@ -741,6 +741,11 @@ void ParseModules(ObjectReader& top, Config* config) {
   top.EachMember("modules", [&](const std::string& name, ObjectReader& r) {
     ModuleOptions m;
     m.name = name;
+    if (!IsSafeName(name)) {
+      // It names log files, containers and the persistence folder.
+      top.Error("modules." + name, "the module name may hold only letters, digits, . _ and - "
+                                   "(and not start with .); it names files and containers");
+    }
     r.String("docker_tag", &m.docker_tag);
     r.ObjectOrText("additional_volumes", &m.additional_volumes_json);
     r.ObjectOrText("environment", &m.environment_json);
@@ -1064,6 +1069,7 @@ Config ParseConfig(const std::string& json_text, std::vector<ConfigError>* error
   }
   rec.Bool("accept_any_sop_class", &r.accept_any_sop_class);
   rec.Integer("max_associations", &r.max_associations, 1, 1024);
+  rec.Integer("max_associations_per_peer", &r.max_associations_per_peer, 1, 1024);
   rec.Integer("max_pdu", &r.max_pdu, 4096, 131072);
   rec.Integer("network_timeout", &r.network_timeout_s, 1, 3600);
   rec.Integer("dimse_timeout", &r.dimse_timeout_s, 1, 3600);

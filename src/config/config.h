@@ -34,6 +34,7 @@ struct ReceiverOptions {
   std::vector<std::string> allowed_networks;           // CIDR, e.g. "10.0.0.0/8"; empty: any
   bool accept_any_sop_class = false;
   int max_associations = 32;
+  int max_associations_per_peer = 16;  // connections one sender address may hold at once
   int max_pdu = 131072;
   int network_timeout_s = 30;
   int dimse_timeout_s = 60;

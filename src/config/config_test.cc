@@ -255,7 +255,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{R"({"data_folder": "/d", "modules": {"m": {"docker_tag": "x", "timout": 3}}})",
                 "$.modules.m.timout", "did you mean \"timeout\""},
         BadCase{R"({"data_folder": "/d", "processor": {"workers": 0}})",
-                "$.processor.workers", "out of range"}));
+                "$.processor.workers", "out of range"},
+        BadCase{R"({"data_folder": "/d", "modules": {"../../etc": {"docker_tag": "x"}}})",
+                "$.modules.../../etc", "may hold only letters"}));
 
 TEST(ConfigTest, MercureTargetsSectionLoads) {
   std::vector<ConfigError> errors;

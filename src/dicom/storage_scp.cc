@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include <dcmtk/config/osconfig.h>  // must come first among DCMTK headers
@@ -131,31 +133,139 @@ bool FileHoldsDataset(const std::string& path, uint64_t dataset_bytes) {
   return static_cast<uint64_t>(st.st_size) == sizeof(head) + group_length + dataset_bytes;
 }
 
-// A plain TCP connection that acknowledges what it reads at once. Senders that leave Nagle's
-// algorithm on (as many DICOM stacks ship) hold back their next small segment until the last one
-// is acknowledged, and Linux delays acknowledgements by up to 40 ms: each C-STORE then waits for
-// that timer (120 small instances: 5.9 s instead of 0.2 s). TCP_QUICKACK is not permanent, so it
-// is set again after every read.
-class QuickAckConnection : public DcmTCPConnection {
+// The plain TCP connections of the receiver (QuickAckLayer creates them for DCMTK).
+//
+// - They acknowledge what they read at once. Senders that leave Nagle's algorithm on (as many
+//   DICOM stacks ship) hold back their next small segment until the last one is acknowledged,
+//   and Linux delays acknowledgements by up to 40 ms: each C-STORE would wait for that timer
+//   (120 small instances: 5.9 s instead of 0.2 s). TCP_QUICKACK is not permanent, so it is set
+//   again after every read.
+// - They must make progress: from the first byte of a phase (the association request, then each
+//   DIMSE message) a peer has `window` to deliver the next 64 KiB, else the read fails and the
+//   worker is freed. DCMTK's own timeout restarts on every byte, so a peer dripping a byte every
+//   few seconds could hold a worker for ever.
+// - At most `per_peer` connections of one peer address are accepted at once.
+// Each connection is used by the one worker thread that accepted it; the worker finds it
+// through CurrentConnection() to start a new phase.
+class QuickAckLayer;
+
+class GuardedConnection : public DcmTCPConnection {
  public:
-  explicit QuickAckConnection(DcmNativeSocketType socket) : DcmTCPConnection(socket) {}
+  GuardedConnection(DcmNativeSocketType socket, QuickAckLayer* layer, std::string peer,
+                    std::chrono::seconds window);
+  ~GuardedConnection() override;
 
   ssize_t read(void* buf, size_t nbyte) override {
+    auto now = std::chrono::steady_clock::now();
+    if (!armed_) {
+      armed_ = true;
+      deadline_ = now + window_;
+      progress_ = 0;
+    } else if (now > deadline_) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
     ssize_t n = DcmTCPConnection::read(buf, nbyte);
     int one = 1;
     setsockopt(getSocket(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+    if (n > 0) {
+      progress_ += static_cast<size_t>(n);
+      if (progress_ >= kProgressBytes) {
+        deadline_ = std::chrono::steady_clock::now() + window_;
+        progress_ = 0;
+      }
+    }
     return n;
   }
+
+  // A new phase (the next DIMSE message): its clock starts with its first byte.
+  void StartPhase() { armed_ = false; }
+
+  static GuardedConnection* Current();
+
+ private:
+  static constexpr size_t kProgressBytes = 64 * 1024;
+  QuickAckLayer* layer_;
+  std::string peer_;
+  std::chrono::seconds window_;
+  bool armed_ = true;  // the association request's clock starts at accept
+  std::chrono::steady_clock::time_point deadline_;
+  size_t progress_ = 0;
 };
 
-// Makes DCMTK accept associations over QuickAckConnection (plain TCP only; TLS has its own).
+thread_local GuardedConnection* current_connection = nullptr;
+
 class QuickAckLayer : public DcmTransportLayer {
  public:
+  QuickAckLayer() = default;
+  void Configure(int per_peer, int window_s) {
+    per_peer_ = per_peer;
+    window_ = std::chrono::seconds(window_s);
+  }
+
   DcmTransportConnection* createConnection(DcmNativeSocketType socket,
                                            OFBool use_secure_layer) override {
-    return use_secure_layer ? nullptr : new QuickAckConnection(socket);
+    if (use_secure_layer) {
+      return nullptr;
+    }
+    std::string peer = PeerAddress(socket);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (per_peer_ > 0 && connections_[peer] >= per_peer_) {
+        Logger("dicom")->warn("refusing a connection from {}: it already holds {} connection(s) "
+                              "(receiver.max_associations_per_peer)",
+                              peer, connections_[peer]);
+        return nullptr;  // DCMTK closes the socket
+      }
+      ++connections_[peer];
+    }
+    return new GuardedConnection(socket, this, peer, window_);
   }
+
+  void Release(const std::string& peer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--connections_[peer] <= 0) {
+      connections_.erase(peer);
+    }
+  }
+
+ private:
+  static std::string PeerAddress(DcmNativeSocketType socket) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    char text[INET6_ADDRSTRLEN] = {};
+    if (getpeername(socket, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      if (addr.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&addr)->sin_addr, text, sizeof(text));
+      } else if (addr.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr, text,
+                  sizeof(text));
+      }
+    }
+    return text;
+  }
+
+  std::mutex mu_;
+  std::map<std::string, int> connections_;
+  int per_peer_ = 0;
+  std::chrono::seconds window_{30};
 };
+
+GuardedConnection::GuardedConnection(DcmNativeSocketType socket, QuickAckLayer* layer,
+                                     std::string peer, std::chrono::seconds window)
+    : DcmTCPConnection(socket), layer_(layer), peer_(std::move(peer)), window_(window) {
+  deadline_ = std::chrono::steady_clock::now() + window_;
+  current_connection = this;
+}
+
+GuardedConnection::~GuardedConnection() {
+  layer_->Release(peer_);
+  if (current_connection == this) {
+    current_connection = nullptr;
+  }
+}
+
+GuardedConnection* GuardedConnection::Current() { return current_connection; }
 
 // Workers compete in accept() on DCMTK's listening socket; if it blocked, the losers would
 // hang in accept() until the next connection. DCMTK does not expose the socket, so find it among
@@ -266,6 +376,9 @@ Status StorageScp::Start() {
   impl_->listen_nonblocking = MakeListenSocketNonBlocking(impl_->options.port);
   const ScpTlsOptions& t = impl_->options.tls;
   if (!t.enabled) {
+    int per_peer = impl_->options.max_associations_per_peer;
+    impl_->quick_ack.Configure(per_peer > 0 ? per_peer : impl_->options.max_associations,
+                               impl_->options.network_timeout_s);
     cond = ASC_setTransportLayer(impl_->network, &impl_->quick_ack, 0);
     if (cond.bad()) {
       return Status::Internal("cannot set the TCP transport layer: " + ConditionText(cond));
@@ -451,6 +564,9 @@ void StorageScp::Impl::Serve(T_ASC_Association* assoc, AssociationInfo info) {
     Negotiate(assoc, info);
     OFCondition cond = ASC_acknowledgeAssociation(assoc);
     if (cond.bad()) {
+      // E.g. an empty calling AE title, which DCMTK cannot put into the answer: tell the peer
+      // (A-ABORT) and free the worker instead of leaving the connection open.
+      ASC_abortAssociation(assoc);
       AssociationSummary sum;
       sum.end = AssociationEnd::kError;
       sum.detail = "cannot acknowledge association: " + ConditionText(cond);
@@ -460,7 +576,9 @@ void StorageScp::Impl::Serve(T_ASC_Association* assoc, AssociationInfo info) {
       handler->OnAssociationEnd(info, sum);
     }
   }
-  ASC_dropSCPAssociation(assoc);
+  // After a release the peer closes the connection; a peer that does not is not waited for
+  // longer than this (DCMTK's default is 180 s per worker).
+  ASC_dropSCPAssociation(assoc, 2);
   ASC_destroyAssociation(&assoc);
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -473,6 +591,7 @@ AssociationSummary StorageScp::Impl::Loop(T_ASC_Association* assoc, const Associ
   AssociationSummary sum;
   auto started = std::chrono::steady_clock::now();
   auto idle_since = started;
+  bool new_message = true;
   for (;;) {
     if (abort_all.load()) {
       ASC_abortAssociation(assoc);
@@ -482,6 +601,12 @@ AssociationSummary StorageScp::Impl::Loop(T_ASC_Association* assoc, const Associ
     }
     T_ASC_PresentationContextID pres_id = 0;
     T_DIMSE_Message msg;
+    if (new_message) {
+      if (GuardedConnection* c = GuardedConnection::Current()) {
+        c->StartPhase();  // the next message's clock starts with its first byte
+      }
+      new_message = false;
+    }
     // Poll in one-second steps so that a shutdown can abort an idle association promptly.
     OFCondition cond =
         DIMSE_receiveCommand(assoc, DIMSE_NONBLOCKING, 1, &pres_id, &msg, nullptr);
@@ -497,6 +622,7 @@ AssociationSummary StorageScp::Impl::Loop(T_ASC_Association* assoc, const Associ
       continue;
     }
     idle_since = std::chrono::steady_clock::now();
+    new_message = true;
     if (cond == DUL_PEERREQUESTEDRELEASE) {
       ASC_acknowledgeRelease(assoc);
       sum.end = AssociationEnd::kReleased;

@@ -38,7 +38,12 @@ struct ScpOptions {
   int port = 11112;
   bool accept_any_sop_class = false;
   int max_associations = 32;
+  // Connections one peer address may hold at once (0: max_associations); the rest of the
+  // workers stay free for other senders.
+  int max_associations_per_peer = 0;
   int max_pdu = 131072;
+  // How long a peer may take to send its A-ASSOCIATE-RQ, and for each DIMSE message how long it
+  // may go without delivering another 64 KiB: a peer that drips bytes cannot hold a worker.
   int network_timeout_s = 30;
   int dimse_timeout_s = 60;
   ScpTlsOptions tls;

@@ -183,11 +183,12 @@ Result<std::string> DockerApi::ImageId(const std::string& image) {
   return j.value("Id", std::string());
 }
 
-Status DockerApi::Pull(const std::string& image, std::chrono::seconds timeout) {
+Status DockerApi::Pull(const std::string& image, std::chrono::seconds timeout,
+                       const std::atomic<bool>& cancel) {
   auto [name, tag] = SplitImage(image);
   FERRY_ASSIGN_OR_RETURN(
       Reply r, Call("POST", "/images/create?fromImage=" + UrlEncode(name) + "&tag=" + UrlEncode(tag),
-                    "", timeout));
+                    "", timeout, &cancel));
   if (r.status != 200) {
     return Status::FailedPrecondition("cannot pull " + image + ": " + Message(r));
   }

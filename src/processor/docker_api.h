@@ -47,7 +47,8 @@ class DockerApi {
   Result<std::string> ImageId(const std::string& image);
   // POST /images/create: pulls the image; the engine's error (no such image, registry
   // unreachable) as FailedPrecondition.
-  Status Pull(const std::string& image, std::chrono::seconds timeout);
+  Status Pull(const std::string& image, std::chrono::seconds timeout,
+              const std::atomic<bool>& cancel);
 
   // POST /containers/create?name=NAME with `body` (the API's JSON). Returns the container id;
   // AlreadyExists when a container has that name, NotFound when the image is missing.

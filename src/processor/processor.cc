@@ -26,6 +26,7 @@ constexpr std::string_view kOut = "out";
 constexpr std::string_view kLogs = "logs";
 constexpr std::string_view kFailedOutput = "failed-output";
 constexpr std::string_view kResultFile = "result.json";
+constexpr std::string_view kPublishedMarker = "published";
 
 Priority ParsePriority(const Json& task) {
   std::string p = task.value("/ferry/priority"_json_pointer, std::string("normal"));
@@ -41,8 +42,13 @@ WallTime FromEpoch(const Json& v) {
 
 // Lines from the end of a module's log, to name the failure where an operator looks first.
 std::string LogTail(const std::string& path, size_t lines) {
-  std::ifstream in(path, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Only the end: a failing module may have written gigabytes.
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  std::streamoff size = in ? static_cast<std::streamoff>(in.tellg()) : 0;
+  std::streamoff from = std::max<std::streamoff>(0, size - 64 * 1024);
+  in.seekg(from);
+  std::string text(static_cast<size_t>(size - from), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
   std::vector<std::string> all;
   size_t pos = 0;
   while (pos < text.size()) {
@@ -55,9 +61,22 @@ std::string LogTail(const std::string& path, size_t lines) {
   }
   std::string out;
   for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) {
-    out += (out.empty() ? "" : " | ") + all[i].substr(0, 300);
+    std::string line = all[i].substr(0, 300);
+    while (!line.empty() && (static_cast<unsigned char>(line.back()) & 0xC0) == 0x80) {
+      line.pop_back();  // never cut a UTF-8 character in two
+    }
+    if (!line.empty() && (static_cast<unsigned char>(line.back()) & 0xC0) == 0xC0) {
+      line.pop_back();
+    }
+    out += (out.empty() ? "" : " | ") + line;
   }
   return out;
+}
+
+// task.json as text; bytes that are not UTF-8 (from a module's output) become U+FFFD instead
+// of failing the write.
+std::string TaskText(const Json& task) {
+  return task.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 void AppendLine(const std::string& path, const std::string& line) {
@@ -68,9 +87,10 @@ void AppendLine(const std::string& path, const std::string& line) {
 // A module's output may hold only plain files and folders: links (which could point anywhere on
 // the host) and devices are removed before ferry reads or sends anything. Returns what was
 // removed, and counts the regular files.
-std::vector<std::string> SanitizeOutput(const std::string& dir, int* files) {
+std::vector<std::string> SanitizeOutput(const std::string& dir, int* files, bool* complete) {
   std::vector<std::string> removed;
   std::error_code ec;
+  *complete = true;
   std::vector<std::filesystem::path> bad;
   for (auto it = std::filesystem::recursive_directory_iterator(
            dir, std::filesystem::directory_options::none, ec);
@@ -88,9 +108,14 @@ std::vector<std::string> SanitizeOutput(const std::string& dir, int* files) {
       bad.push_back(it->path());
     }
   }
+  if (ec) {
+    *complete = false;  // a folder that cannot be read may hide a link: refuse the output
+  }
   for (const auto& p : bad) {
-    std::filesystem::remove(p, ec);
-    removed.push_back(std::filesystem::relative(p, dir, ec).string());
+    std::error_code rm;
+    std::filesystem::remove(p, rm);
+    *complete &= !rm;
+    removed.push_back(std::filesystem::relative(p, dir, rm).string());
   }
   return removed;
 }
@@ -161,7 +186,7 @@ ModuleRuntime* Processor::RuntimeFor(const ModuleOptions& module) {
 }
 
 Status Processor::WriteTask(const std::string& dir, const Json& task) {
-  return spool_->WriteFileAtomic(dir, kTaskFile, task.dump(2) + "\n", Durability::kFsync);
+  return spool_->WriteFileAtomic(dir, kTaskFile, TaskText(task), Durability::kFsync);
 }
 
 Status Processor::Recover() {
@@ -179,17 +204,27 @@ Status Processor::Recover() {
   for (const auto& id : entries) {
     std::string dir = JoinPath(work_dir_, id);
     if (!fs->IsDirectory(dir)) {
+      fs->RemoveFile(dir);  // a temporary file of a killed write
       continue;
     }
-    bool published = false;
-    for (auto stage : {kOutgoing, kSuccess, kError, kDiscard}) {
-      published |= fs->IsDirectory(JoinPath(spool_->StagePath(stage), id));
-    }
-    if (published) {
+    if (fs->Exists(JoinPath(dir, kPublishedMarker)) && !fs->IsDirectory(JoinPath(dir, kOut))) {
       // Killed after its result was published and before the job folder was removed.
       FERRY_RETURN_IF_ERROR(fs->RemoveTree(dir));
       continue;
     }
+    std::string elsewhere;
+    for (auto stage : {kProcessing, kOutgoing, kSuccess, kError, kDiscard}) {
+      if (fs->IsDirectory(JoinPath(spool_->StagePath(stage), id))) {
+        elsewhere = std::string(stage);
+      }
+    }
+    if (!elsewhere.empty()) {
+      log->error("task {} is in {} and also in {}/; the copy in {} is left as it is for an "
+                 "operator to compare task={}",
+                 id, dir, elsewhere, dir, id);
+      continue;
+    }
+    fs->RemoveFile(JoinPath(dir, kPublishedMarker));
     FERRY_RETURN_IF_ERROR(RestoreInput(dir, false));
     FERRY_RETURN_IF_ERROR(fs->Rename(dir, JoinPath(spool_->StagePath(kProcessing), id)));
     log->warn("task {} was being processed when the processor stopped; it is queued again and "
@@ -235,6 +270,9 @@ void Processor::Scan() {
     return;
   }
   std::set<std::string> present(entries->begin(), entries->end());
+  for (auto it = unreadable_.begin(); it != unreadable_.end();) {
+    it = present.count(*it) == 0 ? unreadable_.erase(it) : std::next(it);  // gone: forget it
+  }
   for (auto it = waiting_.begin(); it != waiting_.end();) {
     if (present.count(it->first) == 0) {
       queue_.Remove(it->first);  // taken away (discarded by an operator)
@@ -350,7 +388,18 @@ void Processor::Start(const std::string& id, const Waiting& w) {
 }
 
 void Processor::RunJob(Job* job) {
-  Work(job);
+  try {
+    Work(job);
+  } catch (const std::exception& e) {
+    // Not expected; whatever a module wrote must not take the processor (and, after its
+    // restart, the same task again) down with it.
+    Logger("processor")->error("task {}: unexpected error while processing: {} task={}", job->id,
+                               e.what(), job->id);
+    try {
+      Fail(job, std::string("unexpected error while processing: ") + e.what(), -1, "");
+    } catch (const std::exception&) {
+    }
+  }
   job->done = true;
   Wake();
 }
@@ -364,7 +413,7 @@ Status Processor::KeepReceived(const std::string& dir) {
   FERRY_ASSIGN_OR_RETURN(std::vector<std::string> entries, fs->ListDir(dir));
   for (const auto& e : entries) {
     if (e == kTaskFile || e == kAsReceived || e == kLogs || e == kIn || e == kOut ||
-        e == kFailedOutput || e.starts_with(".")) {
+        e == kFailedOutput || e == kPublishedMarker || e.starts_with(".")) {
       continue;
     }
     FERRY_RETURN_IF_ERROR(fs->Rename(JoinPath(dir, e), JoinPath(keep, e)));
@@ -561,13 +610,9 @@ Processor::Ending Processor::Work(Job* job) {
       s = fs->CreateDir(out);
     }
     if (s.ok()) {
-      s = spool_->WriteFileAtomic(in, kTaskFile, ModuleTaskView(task, i, *module).dump(2) + "\n",
+      s = spool_->WriteFileAtomic(in, kTaskFile, TaskText(ModuleTaskView(task, i, *module)),
                                   Durability::kOs);
     }
-    // Modules may run as another user than ferry (requires_root, or a fixed USER): their
-    // folders are open to them, as mercure leaves them.
-    chmod(in.c_str(), 0777);
-    chmod(out.c_str(), 0777);
     if (!s.ok()) {
       return Requeue(job, "cannot prepare the module's folders: " + s.ToString(), true);
     }
@@ -628,14 +673,22 @@ Processor::Ending Processor::Work(Job* job) {
         failure += "; its last output: " + tail;
       }
     }
+    // Only ferry may change the output from here on.
+    chmod(out.c_str(), 0700);
     int files = 0;
-    std::vector<std::string> removed = SanitizeOutput(out, &files);
+    bool readable = true;
+    std::vector<std::string> removed = SanitizeOutput(out, &files, &readable);
     for (const auto& r : removed) {
       AppendLine(mj.log_path, "ferry: removed " + r + " from the output: only plain files and "
                               "folders are accepted (no links or devices)");
     }
     int produced = files - (fs->Exists(JoinPath(out, kTaskFile)) ? 1 : 0);
     record["output_files"] = produced;
+    if (failure.empty() && !readable) {
+      failure = fmt::format("the output of module {} cannot be checked completely (a folder "
+                            "ferry cannot read, or a link it cannot remove); it is not used",
+                            name);
+    }
     if (failure.empty() && produced <= 0) {
       failure = fmt::format("module {} wrote no output to $MERCURE_OUT_DIR (out/ is empty)", name);
     }
@@ -696,7 +749,7 @@ Processor::Ending Processor::Work(Job* job) {
     for (const auto& [m, o] : outputs) {
       list.push_back({m, o});
     }
-    spool_->WriteFileAtomic(out, kResultFile, list.dump(2) + "\n", Durability::kOs);
+    spool_->WriteFileAtomic(out, kResultFile, TaskText(list), Durability::kOs);
   }
   Notification note = ModuleNotification(outputs);
   if (!note.text.empty() || note.requested) {
@@ -760,22 +813,32 @@ Processor::Ending Processor::Work(Job* job) {
   // "process") and the logs.
   s = fs->Rename(logs, JoinPath(out, kLogs));
   if (s.ok()) {
-    s = spool_->WriteFileAtomic(out, kTaskFile, task.dump(2) + "\n", Durability::kOs);
+    s = spool_->WriteFileAtomic(out, kTaskFile, TaskText(task), Durability::kOs);
   }
   if (s.ok()) {
     // The module wrote its output without flushing it: make it durable before it is published.
     s = fs->SyncFileSystem(out);
   }
   if (s.ok()) {
-    s = fs->Rename(out, JoinPath(spool_->StagePath(stage), job->id));
+    // With out/ gone, this marker tells Recover that the result was published.
+    s = spool_->WriteFileAtomic(job->dir, kPublishedMarker, std::string(stage), Durability::kFsync);
   }
   if (s.ok()) {
-    s = fs->SyncDir(spool_->StagePath(stage));
+    s = fs->Rename(out, JoinPath(spool_->StagePath(stage), job->id));
+    if (s.ok()) {
+      // Published: from here on the task is the dispatcher's (or done); it never runs again.
+      Status synced = fs->SyncDir(spool_->StagePath(stage));
+      if (!synced.ok()) {
+        log->warn("task {}: published in {}/ but the folder could not be synced: {} task={}",
+                  job->id, stage, synced.ToString(), job->id);
+      }
+    }
   }
   if (!s.ok()) {
     if (fs->IsDirectory(JoinPath(out, kLogs))) {
       fs->Rename(JoinPath(out, kLogs), logs);
     }
+    fs->RemoveFile(JoinPath(job->dir, kPublishedMarker));
     return Requeue(job, "cannot publish the result: " + s.ToString(), true);
   }
   fs->RemoveTree(job->dir);

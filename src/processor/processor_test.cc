@@ -260,6 +260,22 @@ TEST_F(ProcessorTest, ANonZeroExitFailsTheTaskWithItsImagesAndLogForARetry) {
   EXPECT_EQ(Read(Path(kSuccess, id, "1.2.3#1.2.3.1.dcm")), "received-1.2.3.1.dcm+blur");
 }
 
+TEST_F(ProcessorTest, OutputThatIsNotUtf8StillFailsTheTaskCleanly) {
+  Start();
+  runtime_.fn = [](const ModuleJob& job, const std::atomic<bool>&) -> Result<ModuleRun> {
+    // Latin-1 and a progress bar cut in the middle of a character.
+    Write(job.log_path, "Fehler: Gr\xf6\xdfe \xe2\x96\x88\xe2\x96" + std::string(400, 'x') + "\n");
+    ModuleRun run;
+    run.exit_code = 1;
+    return run;
+  };
+  std::string id = AddTask({"blur"});
+  ASSERT_TRUE(RunUntil(kError, id));
+  Json task = TaskJson(kError, id);  // parses
+  EXPECT_NE(task["ferry"]["process"]["failure"]["reason"].get<std::string>().find("Fehler"),
+            std::string::npos);
+}
+
 TEST_F(ProcessorTest, EmptyOutputTimeoutAndUnrunnableModulesFail) {
   Start();
   runtime_.fn = [](const ModuleJob&, const std::atomic<bool>&) -> Result<ModuleRun> {
@@ -468,12 +484,24 @@ TEST_F(ProcessorTest, ShutdownAndRecoveryPutTheTaskBackWithItsReceivedImages) {
   ASSERT_TRUE(RunUntil(kSuccess, id));
   EXPECT_EQ(Read(Path(kSuccess, id, "1.2.3#1.2.3.1.dcm")), "received-1.2.3.1.dcm+blur");
 
-  // Killed after publishing and before cleaning up: the leftover is removed, nothing runs again.
+  // Killed after publishing (the marker is written, out/ renamed away) and before cleaning up:
+  // the leftover is removed, nothing runs again.
   ASSERT_TRUE(fs_->CreateDirs(claimed + "/as_received").ok());
+  Write(claimed + "/as_received/1.2.3.1.dcm", "received");
+  Write(claimed + "/published", "success");
   int runs = runtime_.runs;
   Start();
   EXPECT_FALSE(fs_->Exists(claimed));
   EXPECT_FALSE(fs_->IsDirectory(Path(kProcessing, id)));
+  EXPECT_EQ(runtime_.runs, runs);
+
+  // Killed before publishing, but a folder of that id is in a stage anyway (an operator's
+  // copy?): nothing is deleted or run, the claim is left for a person to compare.
+  ASSERT_TRUE(fs_->CreateDirs(claimed + "/as_received").ok());
+  Write(claimed + "/as_received/1.2.3.1.dcm", "received");
+  Start();
+  EXPECT_EQ(Read(claimed + "/as_received/1.2.3.1.dcm"), "received");
+  EXPECT_TRUE(fs_->IsDirectory(Path(kSuccess, id)));
   EXPECT_EQ(runtime_.runs, runs);
 }
 

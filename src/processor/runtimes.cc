@@ -40,8 +40,9 @@ Result<int64_t> ParseSize(const Json& v, const std::string& key) {
       std::string digits = std::isdigit(static_cast<unsigned char>(text.back()))
                                ? text
                                : text.substr(0, text.size() - (unit == 'b' ? 1 : 1));
-      if (!digits.empty() && std::all_of(digits.begin(), digits.end(), ::isdigit)) {
-        return std::stoll(digits) * mult;
+      if (!digits.empty() && digits.size() <= 12 &&
+          std::all_of(digits.begin(), digits.end(), ::isdigit)) {
+        return std::stoll(digits) * mult;  // at most 10^12 units: no overflow
       }
     }
   }
@@ -319,7 +320,8 @@ Status DockerRuntime::CleanUp() {
   return Status::Ok();
 }
 
-Result<std::string> DockerRuntime::EnsureImage(const ModuleOptions& module, std::string* note) {
+Result<std::string> DockerRuntime::EnsureImage(const ModuleOptions& module, std::string* note,
+                                               const std::atomic<bool>& cancel) {
   const std::string& image = module.docker_tag;
   Result<std::string> id = api_.ImageId(image);
   if (!id && id.error().code() != Status::Code::kNotFound) {
@@ -339,7 +341,7 @@ Result<std::string> DockerRuntime::EnsureImage(const ModuleOptions& module, std:
   if (!want_pull) {
     return id;
   }
-  Status pulled = api_.Pull(image, std::chrono::seconds(600));
+  Status pulled = api_.Pull(image, std::chrono::seconds(600), cancel);
   if (!pulled.ok()) {
     if (pulled.code() == Status::Code::kUnavailable) {
       return pulled;
@@ -368,10 +370,12 @@ DockerRuntime::ImageKind DockerRuntime::Probe(const std::string& image_id,
     }
   }
   ImageKind kind{"container", {}, ""};
+  bool certain = true;  // remembered only when the engine answered both questions
   for (auto [path, name] : {std::pair{"/etc/monai/app.json", "MONAI Application Package"},
                             std::pair{"/etc/holoscan/app.json", "Holoscan application"}}) {
     auto text = api_.ReadFile(container_id, path);
     if (!text) {
+      certain &= text.error().code() == Status::Code::kNotFound;
       continue;
     }
     Json manifest = Json::parse(*text, nullptr, false);
@@ -403,8 +407,10 @@ DockerRuntime::ImageKind DockerRuntime::Probe(const std::string& image_id,
     }
     break;
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  kinds_[image_id] = kind;
+  if (certain || !kind.command.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    kinds_[image_id] = kind;
+  }
   return kind;
 }
 
@@ -413,7 +419,7 @@ Result<ModuleRun> DockerRuntime::Run(const ModuleJob& job, const std::atomic<boo
   auto log = Logger("processor");
   ModuleRun run;
   std::string note;
-  FERRY_ASSIGN_OR_RETURN(std::string image_id, EnsureImage(m, &note));
+  FERRY_ASSIGN_OR_RETURN(std::string image_id, EnsureImage(m, &note, cancel));
   if (!note.empty()) {
     AppendToLog(job.log_path, note);
   }
@@ -505,8 +511,10 @@ Result<ModuleRun> DockerRuntime::Run(const ModuleJob& job, const std::atomic<boo
   Result<int> code = api_.Wait(id, timeout, &cancel);
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!code) {
-    if (code.error().code() != Status::Code::kUnavailable) {
-      return code.error();
+    bool stopped_waiting = cancel.load() || run.seconds + 0.5 >= std::chrono::duration<double>(
+                                                                   job.timeout).count();
+    if (code.error().code() != Status::Code::kUnavailable || !stopped_waiting) {
+      return code.error();  // the engine went away: the task is tried again later
     }
     run.cancelled = cancel.load();
     run.timed_out = !run.cancelled;
@@ -566,6 +574,12 @@ Result<ModuleRun> LocalRuntime::Run(const ModuleJob& job, const std::atomic<bool
   auto start = std::chrono::steady_clock::now();
   pid_t pid = fork();
   if (pid == 0) {
+    // The service blocks SIGTERM and SIGINT (it reads them from a signalfd) and ignores
+    // SIGPIPE; the module gets the defaults, so that a timeout's SIGTERM reaches it.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGPIPE, SIG_DFL);
     setpgid(0, 0);
     dup2(log_fd, STDOUT_FILENO);
     dup2(log_fd, STDERR_FILENO);

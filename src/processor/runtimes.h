@@ -66,7 +66,8 @@ class DockerRuntime : public ModuleRuntime {
   };
   // The image's id, pulling it when missing (or when the module asks for updates); `note`
   // receives a warning for the job's log.
-  Result<std::string> EnsureImage(const ModuleOptions& module, std::string* note);
+  Result<std::string> EnsureImage(const ModuleOptions& module, std::string* note,
+                                  const std::atomic<bool>& cancel);
   // Whether the created container `id` is a MONAI/Holoscan package; remembered per image id.
   ImageKind Probe(const std::string& image_id, const std::string& container_id);
 

@@ -91,7 +91,8 @@ RoutingOutcome DynamicRouting(const Json& last_output, const RuleOptions* rule,
                            rule->name);
     return out;
   }
-  if (r.value("discard", false) == true) {
+  auto flag = [&](const char* key) { return r.contains(key) && r[key] == true; };
+  if (flag("discard")) {
     out.changed = true;
     out.discard = true;
     out.note = "the module asked to discard the result: nothing is sent";
@@ -133,7 +134,7 @@ RoutingOutcome DynamicRouting(const Json& last_output, const RuleOptions* rule,
     out.note = fmt::format("the module chose the target(s) {}", fmt::join(wanted, ", "));
     return out;
   }
-  if (r.value("use_alternate_target", false) == true) {
+  if (flag("use_alternate_target")) {
     const std::string& alt = rule->conditional_alternate_target;
     if (alt.empty() || !IsDestination(config, alt)) {
       out.note = fmt::format("the module asked for the alternate target, but rule {} has no "
@@ -162,7 +163,7 @@ Notification ModuleNotification(const std::vector<std::pair<std::string, Json>>&
         !note["text"].get<std::string>().empty()) {
       n.text += (n.text.empty() ? "" : "\n") + module + ": " + note["text"].get<std::string>();
     }
-    const Json& req = note.value("requested", Json(false));
+    const Json req = note.contains("requested") ? note["requested"] : Json(false);
     n.requested |= req.is_boolean() ? req.get<bool>() : !req.is_null() && req != 0;
   }
   return n;

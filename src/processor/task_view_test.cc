@@ -43,6 +43,9 @@ TEST_F(DynamicRoutingTest, Table) {
       {{{"use_alternate_target", true}}, true, false, {"backup"}},
       {{{"use_alternate_target", false}}, false, false, {}},
       {Json::object(), false, false, {}},
+      {{{"discard", "yes"}}, false, false, {}},  // not a boolean: ignored, never a crash
+      {{{"use_alternate_target", 1}}, false, false, {}},
+      {{{"target", 7}}, false, false, {}},
   };
   for (const auto& c : cases) {
     RoutingOutcome out = Route(c.routing);

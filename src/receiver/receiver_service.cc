@@ -1,5 +1,7 @@
 #include "receiver/receiver_service.h"
 
+#include <algorithm>
+
 #include <signal.h>
 
 #include <thread>
@@ -18,6 +20,7 @@ dicom::ScpOptions ToScpOptions(const ReceiverOptions& r) {
   o.port = r.port;
   o.accept_any_sop_class = r.accept_any_sop_class;
   o.max_associations = r.max_associations;
+  o.max_associations_per_peer = std::min(r.max_associations_per_peer, r.max_associations);
   o.max_pdu = r.max_pdu;
   o.network_timeout_s = r.network_timeout_s;
   o.dimse_timeout_s = r.dimse_timeout_s;
