@@ -10,6 +10,7 @@
 #include "db/schema.h"
 #include "web/metrics.h"
 #include "web/openapi.h"
+#include "web/static_files.h"
 
 namespace ferry::web {
 namespace {
@@ -252,6 +253,14 @@ Status WebServer::Bind() {
   for (const Route* r : order) {
     Register(*r);
   }
+  // Last: every other GET is a file of the web UI or one of its routes (static_files.h).
+  auto ui = std::make_shared<StaticFiles>(config_.web.static_folder.empty()
+                                              ? DefaultStaticFolder()
+                                              : std::filesystem::path(config_.web.static_folder));
+  log->info("serving the web UI from {}", ui->root().string());
+  http_->Get("/.*", [ui](const httplib::Request& req, httplib::Response& res) {
+    Send(ui->Serve(req.path), &res);
+  });
   http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.body.empty()) {
       std::string message = "the request could not be served";
