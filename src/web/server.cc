@@ -8,6 +8,7 @@
 
 #include "core/logging.h"
 #include "db/schema.h"
+#include "web/first_password.h"
 #include "web/metrics.h"
 #include "web/openapi.h"
 #include "web/static_files.h"
@@ -75,8 +76,11 @@ Response Unauthorized(const std::string& message) {
 
 // ----- DbPool -----
 
-DbPool::DbPool(std::string uri, Clock* clock, Journal* journal)
-    : uri_(std::move(uri)), clock_(clock), journal_(journal) {}
+DbPool::DbPool(std::string uri, Clock* clock, Journal* journal, std::string data_folder)
+    : uri_(std::move(uri)),
+      clock_(clock),
+      journal_(journal),
+      data_folder_(std::move(data_folder)) {}
 
 db::Database* DbPool::ForThisThread() {
   auto id = std::this_thread::get_id();
@@ -160,6 +164,13 @@ Status DbPool::Prepare(db::Database* db) {
           password);
       Audit(journal_, "user.created", "system", "", "admin",
             {{"role", "admin"}, {"reason", "first start: the users table was empty"}});
+      if (!data_folder_.empty()) {
+        Status marked = MarkGeneratedPassword(data_folder_, "admin");
+        if (!marked.ok()) {
+          Logger("web")->warn("the web UI will not ask to change the generated password: {}",
+                              marked.ToString());
+        }
+      }
     }
     FERRY_RETURN_IF_ERROR(s);
   }
@@ -177,7 +188,7 @@ WebServer::WebServer(const Config& config, std::vector<Route> routes, Journal* j
       clock_(clock),
       sessions_(clock, std::chrono::seconds(config.web.session_timeout_s)),
       throttle_(clock),
-      pool_(DatabaseUri(config), clock, journal) {
+      pool_(DatabaseUri(config), clock, journal, config.data_folder) {
   auth_ = {&sessions_, &throttle_, clock_};
   AddSessionRoutes(&routes_, &auth_);
   routes_.push_back({"GET",
