@@ -56,7 +56,9 @@ void AddDataRoutes(std::vector<Route>* routes) {
                    Q("state", "task state (exact): queued, dispatching, retrying, success, "
                               "error or discarded"),
                    Q("action", "route, process, both, notification or discard"),
-                   Q("parent_id", "follow-up tasks of this task")},
+                   Q("parent_id", "follow-up tasks of this task"),
+                   Q("sort", "created (default -created), updated, patient_name, rule, state or "
+                             "attempts; a leading - sorts descending")},
                   "tasks created"),
        "", data::SearchTasks});
   routes->push_back({"GET", "/api/v1/tasks/{id}", Role::kViewer, false,
@@ -69,7 +71,9 @@ void AddDataRoutes(std::vector<Route>* routes) {
                    Q("accession", "accession number (exact)"),
                    Q("study_uid", "Study Instance UID (exact)"),
                    Q("modality", "modality (exact), e.g. MR"),
-                   Q("state", "series state (exact)"), Q("rule", "rule (exact)")},
+                   Q("state", "series state (exact)"), Q("rule", "rule (exact)"),
+                   Q("sort", "first_seen (default -first_seen), patient_name, modality, state "
+                             "or instances; a leading - sorts descending")},
                   "series first seen"),
        "", data::SearchSeries});
   routes->push_back({"GET", "/api/v1/series/{uid}", Role::kViewer, false,

@@ -162,6 +162,30 @@ void AddFilters(const Request& req, std::string_view alias,
   }
 }
 
+// The ORDER BY for the `sort` parameter: a column of `allowed` (request name -> column),
+// "-name" for descending; `fallback` when absent. The key column breaks ties so that pages do
+// not overlap. InvalidArgument for anything else (nothing from the request reaches SQL text).
+Result<std::string> SortOrder(const Request& req,
+                              std::initializer_list<std::pair<const char*, const char*>> allowed,
+                              const std::string& fallback, const std::string& key) {
+  std::string v = Query(req, "sort");
+  if (v.empty()) {
+    return fallback;
+  }
+  bool desc = v[0] == '-';
+  std::string name = desc ? v.substr(1) : v;
+  std::string names;
+  for (const auto& [param, column] : allowed) {
+    if (name == param) {
+      std::string dir = desc ? " DESC" : " ASC";
+      return std::string(column) + dir + ", " + key + dir;
+    }
+    names += (names.empty() ? "" : ", ") + std::string(param);
+  }
+  return Status::InvalidArgument("sort must be one of " + names +
+                                 ", with a leading - for descending order; not \"" + v + "\"");
+}
+
 }  // namespace
 
 Response SearchTasks(const Request& req, Context& ctx) {
@@ -191,8 +215,18 @@ Response SearchTasks(const Request& req, Context& ctx) {
   if (!range.ok()) {
     return BadRequest(range);
   }
-  auto result = RunSearch(ctx.db, "tasks t", kTaskColumns, "t.created_us DESC, t.task_id DESC",
-                          where, page);
+  auto order = SortOrder(req,
+                         {{"created", "t.created_us"},
+                          {"updated", "t.updated_us"},
+                          {"patient_name", "t.patient_name"},
+                          {"rule", "t.rule"},
+                          {"state", "t.state"},
+                          {"attempts", "t.attempts"}},
+                         "t.created_us DESC, t.task_id DESC", "t.task_id");
+  if (!order) {
+    return BadRequest(order.error());
+  }
+  auto result = RunSearch(ctx.db, "tasks t", kTaskColumns, *order, where, page);
   if (!result) {
     return DatabaseError(result.error(), "searching tasks");
   }
@@ -309,8 +343,17 @@ Response SearchSeries(const Request& req, Context& ctx) {
   if (!range.ok()) {
     return BadRequest(range);
   }
-  auto result = RunSearch(ctx.db, "series s", kSeriesColumns,
-                          "s.first_seen_us DESC, s.series_uid DESC", where, page);
+  auto order = SortOrder(req,
+                         {{"first_seen", "s.first_seen_us"},
+                          {"patient_name", "s.patient_name"},
+                          {"modality", "s.modality"},
+                          {"state", "s.state"},
+                          {"instances", "s.instances"}},
+                         "s.first_seen_us DESC, s.series_uid DESC", "s.series_uid");
+  if (!order) {
+    return BadRequest(order.error());
+  }
+  auto result = RunSearch(ctx.db, "series s", kSeriesColumns, *order, where, page);
   if (!result) {
     return DatabaseError(result.error(), "searching series");
   }

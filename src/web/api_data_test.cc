@@ -260,6 +260,30 @@ TEST_F(ApiDataTest, SearchTasksByEachFilter) {
   EXPECT_FALSE(t2.contains("task_json"));
 }
 
+TEST_F(ApiDataTest, SortsTasksByAnAllowedColumnOnly) {
+  Insert({.id = "t1", .patient_name = "Baker", .created_us = kT0 + 2});
+  Insert({.id = "t2", .patient_name = "Adams", .created_us = kT0 + 3});
+  Insert({.id = "t3", .patient_name = "Clark", .created_us = kT0 + 1});
+  auto ids = [](const json& page) {
+    std::vector<std::string> out;
+    for (const auto& item : page["items"]) {
+      out.push_back(item["task_id"]);
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(Get("/api/v1/tasks")), (std::vector<std::string>{"t2", "t1", "t3"}));
+  EXPECT_EQ(ids(Get("/api/v1/tasks", {{"sort", "created"}})),
+            (std::vector<std::string>{"t3", "t1", "t2"}));
+  EXPECT_EQ(ids(Get("/api/v1/tasks", {{"sort", "patient_name"}})),
+            (std::vector<std::string>{"t2", "t1", "t3"}));
+  EXPECT_EQ(ids(Get("/api/v1/tasks", {{"sort", "-patient_name"}, {"limit", "1"}})),
+            (std::vector<std::string>{"t3"}));
+  json bad = Get("/api/v1/tasks", {{"sort", "task_json; DROP TABLE tasks"}}, {}, 400);
+  EXPECT_NE(bad["error"].get<std::string>().find("sort must be one of"), std::string::npos);
+  Get("/api/v1/series", {{"sort", "-instances"}});
+  Get("/api/v1/series", {{"sort", "created"}}, {}, 400);
+}
+
 TEST_F(ApiDataTest, PaginationCountsEverythingAndReturnsOnePage) {
   for (int i = 0; i < 7; ++i) {
     Insert({.id = "t" + std::to_string(i), .created_us = kT0 + i});
