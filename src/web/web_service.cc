@@ -31,6 +31,7 @@ std::vector<Route> ResourceRoutes() {
   AddDataRoutes(&routes);
   AddAdminRoutes(&routes);
   AddStatsRoutes(&routes);
+  AddServiceRoutes(&routes);
   return routes;
 }
 }  // namespace web
