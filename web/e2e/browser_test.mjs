@@ -284,14 +284,18 @@ try {
     await page.locator('[data-test=success]', { hasText: 'discarded' }).waitFor()
     await failedRow.waitFor({ state: 'detached' })
 
-    step('force a waiting series complete')
-    await page.getByLabel('Series Instance UID').fill(facts.waiting_series)
-    await page.getByRole('button', { name: 'Force complete', exact: true }).click()
+    step('force a series waiting in incoming/ complete from its row')
+    const waiting = page.locator(`[data-test=incoming-series] [data-series="${facts.waiting_series}"]`)
+    await waiting.waitFor()
+    check(await page.locator(`[data-test=incoming-series] [data-series="${facts.archive_series}"]`).count() === 0,
+      'a routed series is not listed as waiting')
+    await waiting.getByRole('button', { name: 'Complete now' }).click()
     await page.locator('[data-test=success]', { hasText: 'marked complete' }).waitFor()
+    await waiting.waitFor({ state: 'detached' })
 
     step('route a series with a named rule')
     await page.getByLabel('Series Instance UID').fill(facts.route_series)
-    await page.getByLabel('Rule').fill('manual')
+    await page.getByLabel('Rule', { exact: true }).fill('manual')
     await page.getByRole('button', { name: 'Route with rule' }).click()
     await page.locator('[data-test=confirm]').click()
     await page.locator('[data-test=success]', { hasText: 'routed with rule manual' }).waitFor()
