@@ -47,6 +47,8 @@ void AddDataRoutes(std::vector<Route>* routes) {
   routes->push_back(
       {"GET", "/api/v1/tasks", Role::kViewer, false, "Search tasks, newest first",
        PageParams({Q("patient_name", "case-insensitive substring of the patient name"),
+                   Q("patient_name_prefix", "case-insensitive start of the patient name "
+                                            "(uses an index; prefer it to patient_name)"),
                    Q("patient_id", "patient id (exact)"),
                    Q("accession", "accession number (exact)"),
                    Q("study_uid", "Study Instance UID (exact)"),
@@ -67,6 +69,8 @@ void AddDataRoutes(std::vector<Route>* routes) {
   routes->push_back(
       {"GET", "/api/v1/series", Role::kViewer, false, "Search series, newest first",
        PageParams({Q("patient_name", "case-insensitive substring of the patient name"),
+                   Q("patient_name_prefix", "case-insensitive start of the patient name "
+                                            "(uses an index; prefer it to patient_name)"),
                    Q("patient_id", "patient id (exact)"),
                    Q("accession", "accession number (exact)"),
                    Q("study_uid", "Study Instance UID (exact)"),

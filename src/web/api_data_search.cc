@@ -4,6 +4,8 @@
 // Every value from the request reaches SQL only as a bound parameter (WhereClause). Exact
 // filters use the tables' indexes; the patient name filter is a case-insensitive substring
 // (lower(...) LIKE '%x%'), which scans the rows the other filters leave.
+#include <algorithm>
+#include <cctype>
 #include <initializer_list>
 #include <map>
 
@@ -145,15 +147,32 @@ Result<std::pair<int64_t, db::Rows>> RunSearch(db::Database* db, const std::stri
   return std::make_pair(total, std::move(rows));
 }
 
-// The filters both searches share: the patient name as a case-insensitive substring, and
-// exact matches of query parameters with columns of the table `alias` (parameter -> column).
-void AddFilters(const Request& req, std::string_view alias,
+// The filters both searches share: the patient name as a case-insensitive substring
+// (patient_name: scans) or prefix (patient_name_prefix: a range of the lower(patient_name)
+// index), and exact matches of query parameters with columns of the table `alias` (parameter
+// -> column).
+void AddFilters(const Request& req, std::string_view alias, db::Dialect dialect,
                 std::initializer_list<std::pair<const char*, const char*>> exact,
                 WhereClause* where) {
   std::string prefix = std::string(alias) + ".";
   if (std::string v = Query(req, "patient_name"); !v.empty()) {
     where->Add("lower(" + prefix + "patient_name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\'",
                LikeSubstring(v));
+  }
+  if (std::string v = Query(req, "patient_name_prefix"); !v.empty()) {
+    if (dialect == db::Dialect::kSqlite) {
+      // SQLite's lower() folds ASCII only, and compares text byte by byte: every name that
+      // starts with `v` lies in [v, v + U+10FFFF), which the expression index answers.
+      std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) {
+        return c < 0x80 ? static_cast<char>(std::tolower(c)) : static_cast<char>(c);
+      });
+      where->Add("lower(" + prefix + "patient_name) >= ?", v);
+      where->Add("lower(" + prefix + "patient_name) < ?", v + "\xF4\x8F\xBF\xBF");
+    } else {
+      // Collations other than "C" order names linguistically, so no byte range is safe here.
+      where->Add("lower(" + prefix + "patient_name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\'",
+                 LikeSubstring(v).substr(1));
+    }
   }
   for (const auto& [param, column] : exact) {
     if (std::string v = Query(req, param); !v.empty()) {
@@ -198,7 +217,7 @@ Response SearchTasks(const Request& req, Context& ctx) {
     return BadRequest(parsed);
   }
   WhereClause where;
-  AddFilters(req, "t",
+  AddFilters(req, "t", ctx.db->dialect(),
              {{"patient_id", "patient_id"},
               {"accession", "accession_number"},
               {"study_uid", "study_uid"},
@@ -288,8 +307,10 @@ Response GetTask(const Request& req, Context& ctx) {
   for (size_t i = 0; i < events->size(); ++i) {
     out["events"].push_back(RowToJson(*events, i));
   }
+  // "+created_us": without it SQLite may walk the created_us index over every task (parent_id
+  // is NULL for most) instead of looking the few children up by parent_id and sorting them.
   auto children = ctx.db->Query(std::string("SELECT ") + kTaskColumns +
-                                    " FROM tasks t WHERE t.parent_id = $1 ORDER BY t.created_us",
+                                    " FROM tasks t WHERE t.parent_id = $1 ORDER BY +t.created_us",
                                 {id});
   if (!children) {
     return DatabaseError(children.error(), "reading the follow-up tasks of task " + id);
@@ -331,7 +352,7 @@ Response SearchSeries(const Request& req, Context& ctx) {
     return BadRequest(parsed);
   }
   WhereClause where;
-  AddFilters(req, "s",
+  AddFilters(req, "s", ctx.db->dialect(),
              {{"patient_id", "patient_id"},
               {"accession", "accession_number"},
               {"study_uid", "study_uid"},
@@ -405,7 +426,7 @@ Response GetSeries(const Request& req, Context& ctx) {
                                                  : RowToJson(*rows, 0)},
                         {"incoming", incoming}};
   auto tasks = ctx.db->Query(std::string("SELECT ") + kTaskColumns +
-                                 " FROM tasks t WHERE t.series_uid = $1 ORDER BY t.created_us",
+                                 " FROM tasks t WHERE t.series_uid = $1 ORDER BY +t.created_us",
                              {uid});
   if (!tasks) {
     return DatabaseError(tasks.error(), "reading the tasks of series " + uid);

@@ -230,6 +230,15 @@ TEST_F(ApiDataTest, SearchTasksByEachFilter) {
             (std::vector<std::string>{"t2", "t1"}));
   EXPECT_EQ(Ids(Get("/api/v1/tasks", {{"patient_name", "E^j"}})),
             (std::vector<std::string>{"t2", "t1"}));
+  // A prefix, case-insensitive, answered from the lower(patient_name) index; a substring
+  // that is not a prefix matches nothing; LIKE wildcards are plain characters.
+  EXPECT_EQ(Ids(Get("/api/v1/tasks", {{"patient_name_prefix", "doe^j"}})),
+            (std::vector<std::string>{"t2", "t1"}));
+  EXPECT_EQ(Ids(Get("/api/v1/tasks", {{"patient_name_prefix", "ROE"}})),
+            (std::vector<std::string>{"t3"}));
+  EXPECT_TRUE(Ids(Get("/api/v1/tasks", {{"patient_name_prefix", "E^j"}})).empty());
+  EXPECT_TRUE(Ids(Get("/api/v1/tasks", {{"patient_name_prefix", "%"}})).empty());
+  EXPECT_EQ(Get("/api/v1/series", {{"patient_name_prefix", "zzz"}})["total"], 0);
   EXPECT_EQ(Ids(Get("/api/v1/tasks", {{"patient_id", "P2"}})), std::vector<std::string>{"t2"});
   EXPECT_EQ(Ids(Get("/api/v1/tasks", {{"accession", "A3"}})), std::vector<std::string>{"t3"});
   EXPECT_EQ(Ids(Get("/api/v1/tasks", {{"study_uid", "9.8"}})), std::vector<std::string>{"t2"});

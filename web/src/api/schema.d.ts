@@ -842,6 +842,8 @@ export interface operations {
             query?: {
                 /** @description case-insensitive substring of the patient name */
                 patient_name?: string;
+                /** @description case-insensitive start of the patient name (uses an index; prefer it to patient_name) */
+                patient_name_prefix?: string;
                 /** @description patient id (exact) */
                 patient_id?: string;
                 /** @description accession number (exact) */
@@ -1272,6 +1274,8 @@ export interface operations {
             query?: {
                 /** @description case-insensitive substring of the patient name */
                 patient_name?: string;
+                /** @description case-insensitive start of the patient name (uses an index; prefer it to patient_name) */
+                patient_name_prefix?: string;
                 /** @description patient id (exact) */
                 patient_id?: string;
                 /** @description accession number (exact) */

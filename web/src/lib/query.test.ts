@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { fromRoute, kEmptyQuery, nextSort, toRoute } from './query'
+import { fromRoute, kEmptyQuery, nameFilter, nextSort, toRoute } from './query'
 
 describe('archive query', () => {
   it('round-trips through the URL and keeps it short', () => {
@@ -16,6 +16,13 @@ describe('archive query', () => {
     expect(q.offset).toBe(0)
     expect(q.limit).toBe(500)
     expect(q.rule).toBe('')
+  })
+
+  it('searches names by prefix unless asked for a substring', () => {
+    expect(nameFilter({ ...kEmptyQuery, patient_name: 'doe' })).toEqual({ patient_name_prefix: 'doe' })
+    expect(nameFilter({ ...kEmptyQuery, patient_name: 'doe', name_match: 'contains' })).toEqual({ patient_name: 'doe' })
+    expect(nameFilter(kEmptyQuery)).toEqual({})
+    expect(fromRoute({ name_match: 'regex' }).name_match).toBe('')
   })
 
   it('toggles the sort direction of a column', () => {

@@ -3,6 +3,7 @@
 export interface ArchiveQuery {
   kind: 'tasks' | 'series'
   patient_name: string
+  name_match: '' | 'contains' // '': the name starts with patient_name (fast, indexed)
   patient_id: string
   accession: string
   study_uid: string
@@ -19,6 +20,7 @@ export interface ArchiveQuery {
 export const kEmptyQuery: ArchiveQuery = {
   kind: 'tasks',
   patient_name: '',
+  name_match: '',
   patient_id: '',
   accession: '',
   study_uid: '',
@@ -44,6 +46,7 @@ export function fromRoute(q: RouteQuery): ArchiveQuery {
     out[k] = text(k)
   }
   out.kind = text('kind') === 'series' ? 'series' : 'tasks'
+  out.name_match = text('name_match') === 'contains' ? 'contains' : ''
   const offset = Number.parseInt(text('offset'), 10)
   out.offset = Number.isFinite(offset) && offset > 0 ? offset : 0
   const limit = Number.parseInt(text('limit'), 10)
@@ -61,6 +64,12 @@ export function toRoute(q: ArchiveQuery): Record<string, string> {
     }
   }
   return out
+}
+
+// The API's patient name filter for the query: a prefix unless "contains" was chosen.
+export function nameFilter(q: ArchiveQuery): { patient_name?: string; patient_name_prefix?: string } {
+  if (!q.patient_name) return {}
+  return q.name_match === 'contains' ? { patient_name: q.patient_name } : { patient_name_prefix: q.patient_name }
 }
 
 // Clicking a column header: another column -> ascending; ascending -> descending;
