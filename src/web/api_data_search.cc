@@ -32,6 +32,12 @@ constexpr const char* kSeriesColumns =
 constexpr const char* kEventColumns = "id, ts_us, time, service, pid, event, task_id, series_uid, "
                                       "details";
 
+// A patient name prefix matching more tasks than this is searched by walking the created_us
+// index. Measured with sqlite3 on 1,000,000 tasks (bench/archive_bench.py's data): a prefix
+// with 50,000 matches took 259 ms read by name and sorted, 14 ms walked newest first; one with
+// 500 matches 2 ms by name, 83 ms walked.
+constexpr int64_t kWalkTimeIndexAbove = 5000;
+
 // Events returned with one series; a series that produced more is cut (and says so).
 constexpr int64_t kMaxSeriesEvents = 2000;
 
@@ -131,14 +137,21 @@ Status AddTimeRange(const Request& req, const std::string& column, WhereClause* 
 }
 
 // Runs the count and the page of a search; `select` is "SELECT <cols> FROM <table> <alias>".
+// `known_total`: the count, when the caller has it already.
 Result<std::pair<int64_t, db::Rows>> RunSearch(db::Database* db, const std::string& from_table,
                                                const std::string& columns,
                                                const std::string& order, WhereClause where,
-                                               const Page& page) {
-  FERRY_ASSIGN_OR_RETURN(db::Rows count,
-                         db->Query("SELECT COUNT(*) FROM " + from_table + where.Sql(),
-                                   where.params()));
-  int64_t total = count.empty() ? 0 : count[0].Int(0);
+                                               const Page& page,
+                                               std::optional<int64_t> known_total = {}) {
+  int64_t total = 0;
+  if (known_total) {
+    total = *known_total;
+  } else {
+    FERRY_ASSIGN_OR_RETURN(db::Rows count,
+                           db->Query("SELECT COUNT(*) FROM " + from_table + where.Sql(),
+                                     where.params()));
+    total = count.empty() ? 0 : count[0].Int(0);
+  }
   std::string sql = "SELECT " + columns + " FROM " + from_table + where.Sql() + " ORDER BY " +
                     order;
   sql += " LIMIT " + where.Next(page.limit);
@@ -151,9 +164,14 @@ Result<std::pair<int64_t, db::Rows>> RunSearch(db::Database* db, const std::stri
 // (patient_name: scans) or prefix (patient_name_prefix: a range of the lower(patient_name)
 // index), and exact matches of query parameters with columns of the table `alias` (parameter
 // -> column).
+//
+// `walk_time_index` (SQLite only): the prefix terms are written as "+lower(...)", which the
+// lower(patient_name) index does not answer, so that SQLite walks the created_us index newest
+// first and stops after a page. SearchTasks asks for it when a prefix matches many tasks:
+// reading and sorting all of them costs more than skipping the non-matching newer ones.
 void AddFilters(const Request& req, std::string_view alias, db::Dialect dialect,
                 std::initializer_list<std::pair<const char*, const char*>> exact,
-                WhereClause* where) {
+                WhereClause* where, bool walk_time_index = false) {
   std::string prefix = std::string(alias) + ".";
   if (std::string v = Query(req, "patient_name"); !v.empty()) {
     where->Add("lower(" + prefix + "patient_name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\'",
@@ -166,8 +184,9 @@ void AddFilters(const Request& req, std::string_view alias, db::Dialect dialect,
       std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) {
         return c < 0x80 ? static_cast<char>(std::tolower(c)) : static_cast<char>(c);
       });
-      where->Add("lower(" + prefix + "patient_name) >= ?", v);
-      where->Add("lower(" + prefix + "patient_name) < ?", v + "\xF4\x8F\xBF\xBF");
+      std::string name = (walk_time_index ? "+lower(" : "lower(") + prefix + "patient_name)";
+      where->Add(name + " >= ?", v);
+      where->Add(name + " < ?", v + "\xF4\x8F\xBF\xBF");
     } else {
       // Collations other than "C" order names linguistically, so no byte range is safe here.
       where->Add("lower(" + prefix + "patient_name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\'",
@@ -216,23 +235,42 @@ Response SearchTasks(const Request& req, Context& ctx) {
   if (!parsed.ok()) {
     return BadRequest(parsed);
   }
+  auto build = [&](bool walk_time_index, WhereClause* where) {
+    AddFilters(req, "t", ctx.db->dialect(),
+               {{"patient_id", "patient_id"},
+                {"accession", "accession_number"},
+                {"study_uid", "study_uid"},
+                {"series_uid", "series_uid"},
+                {"rule", "rule"},
+                {"state", "state"},
+                {"action", "action"},
+                {"parent_id", "parent_id"}},
+               where, walk_time_index);
+    if (std::string v = Query(req, "target"); !v.empty()) {
+      where->Add("t.task_id IN (SELECT task_id FROM task_targets WHERE target = ?)", v);
+    }
+    return AddTimeRange(req, "t.created_us", where);
+  };
   WhereClause where;
-  AddFilters(req, "t", ctx.db->dialect(),
-             {{"patient_id", "patient_id"},
-              {"accession", "accession_number"},
-              {"study_uid", "study_uid"},
-              {"series_uid", "series_uid"},
-              {"rule", "rule"},
-              {"state", "state"},
-              {"action", "action"},
-              {"parent_id", "parent_id"}},
-             &where);
-  if (std::string v = Query(req, "target"); !v.empty()) {
-    where.Add("t.task_id IN (SELECT task_id FROM task_targets WHERE target = ?)", v);
-  }
-  Status range = AddTimeRange(req, "t.created_us", &where);
+  std::optional<int64_t> total;
+  Status range = build(false, &where);
   if (!range.ok()) {
     return BadRequest(range);
+  }
+  if (ctx.db->dialect() == db::Dialect::kSqlite && !Query(req, "patient_name_prefix").empty() &&
+      Query(req, "sort").empty()) {
+    // Many matches: walk newest first instead (see AddFilters). Counting them on the index is
+    // cheap (10 ms for 50,000 of 1,000,000 tasks); the walk's terms could not count them so.
+    auto count = ctx.db->Query("SELECT COUNT(*) FROM tasks t" + where.Sql(), where.params());
+    if (!count) {
+      return DatabaseError(count.error(), "counting tasks");
+    }
+    total = count->empty() ? 0 : (*count)[0].Int(0);
+    if (*total > kWalkTimeIndexAbove) {
+      WhereClause walk;
+      (void)build(true, &walk);
+      where = std::move(walk);
+    }
   }
   auto order = SortOrder(req,
                          {{"created", "t.created_us"},
@@ -245,7 +283,7 @@ Response SearchTasks(const Request& req, Context& ctx) {
   if (!order) {
     return BadRequest(order.error());
   }
-  auto result = RunSearch(ctx.db, "tasks t", kTaskColumns, *order, where, page);
+  auto result = RunSearch(ctx.db, "tasks t", kTaskColumns, *order, where, page, total);
   if (!result) {
     return DatabaseError(result.error(), "searching tasks");
   }
@@ -307,10 +345,14 @@ Response GetTask(const Request& req, Context& ctx) {
   for (size_t i = 0; i < events->size(); ++i) {
     out["events"].push_back(RowToJson(*events, i));
   }
-  // "+created_us": without it SQLite may walk the created_us index over every task (parent_id
-  // is NULL for most) instead of looking the few children up by parent_id and sorting them.
-  auto children = ctx.db->Query(std::string("SELECT ") + kTaskColumns +
-                                    " FROM tasks t WHERE t.parent_id = $1 ORDER BY +t.created_us",
+  // parent_id is NULL for almost every task: after an ANALYZE, SQLite's statistics say the
+  // index does not narrow anything down and it scans the table (0.5 s for 1,000,000 tasks)
+  // unless told to use the index; "+created_us" keeps it from walking created_us instead.
+  std::string from = ctx.db->dialect() == db::Dialect::kSqlite
+                         ? " FROM tasks t INDEXED BY tasks_parent"
+                         : " FROM tasks t";
+  auto children = ctx.db->Query(std::string("SELECT ") + kTaskColumns + from +
+                                    " WHERE t.parent_id = $1 ORDER BY +t.created_us",
                                 {id});
   if (!children) {
     return DatabaseError(children.error(), "reading the follow-up tasks of task " + id);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "app/rules_cli.h"
@@ -291,6 +292,27 @@ TEST_F(ApiDataTest, SortsTasksByAnAllowedColumnOnly) {
   EXPECT_NE(bad["error"].get<std::string>().find("sort must be one of"), std::string::npos);
   Get("/api/v1/series", {{"sort", "-instances"}});
   Get("/api/v1/series", {{"sort", "created"}}, {}, 400);
+}
+
+TEST_F(ApiDataTest, APrefixWithManyMatchesGivesTheSamePagesByEitherPlan) {
+  // More matches than the search reads by name (kWalkTimeIndexAbove): the newest-first walk.
+  ASSERT_TRUE(db_->Execute("BEGIN"));
+  for (int i = 0; i < 5200; ++i) {
+    Insert({.id = fmt::format("m{:05d}", i),
+            .patient_name = i % 2 == 0 ? "Many^Even" : "Many^Odd",
+            .created_us = kT0 + i});
+  }
+  Insert({.id = "few", .patient_name = "Few^Only", .created_us = kT0 + 99999});
+  ASSERT_TRUE(db_->Execute("COMMIT"));
+  json many = Get("/api/v1/tasks", {{"patient_name_prefix", "many^"}, {"limit", "3"},
+                                    {"offset", "2"}});
+  EXPECT_EQ(many["total"], 5200);
+  EXPECT_EQ(Ids(many), (std::vector<std::string>{"m05197", "m05196", "m05195"}));
+  json even = Get("/api/v1/tasks", {{"patient_name_prefix", "MANY^E"}, {"limit", "2"}});
+  EXPECT_EQ(even["total"], 2600);
+  EXPECT_EQ(Ids(even), (std::vector<std::string>{"m05198", "m05196"}));
+  EXPECT_EQ(Ids(Get("/api/v1/tasks", {{"patient_name_prefix", "few"}})),
+            std::vector<std::string>{"few"});
 }
 
 TEST_F(ApiDataTest, PaginationCountsEverythingAndReturnsOnePage) {
