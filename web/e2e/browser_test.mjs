@@ -308,18 +308,39 @@ try {
 
   // --- a viewer sees no actions and cannot call them ---
   {
-    const { context, page } = await newPage()
-    await login(page, facts.viewer, facts.password)
+    const { context, page } = await newPage({ timezoneId: 'Asia/Tokyo' })
+    step('keyboard: the skip link and the login form work without a mouse')
+    await page.goto(`${facts.url}/login`)
+    await page.keyboard.press('Tab')
+    check(await page.evaluate(() => document.activeElement?.textContent?.trim()) === 'Skip to content',
+      'the first Tab reaches the skip link')
+    await page.getByLabel('User name').focus()
+    await page.keyboard.type(facts.viewer)
+    await page.keyboard.press('Tab')
+    await page.keyboard.type(facts.password)
+    await page.keyboard.press('Enter')
     await page.waitForURL(`${facts.url}/`)
+
+    step('times show in the browser\'s zone (Tokyo here), UTC on hover')
+    await page.getByRole('link', { name: 'Archive' }).click()
+    const time = page.locator('[data-test=task-results] time').first()
+    await time.waitFor()
+    const [shown, utc] = [await time.textContent(), await time.getAttribute('title')]
+    const shownHour = Number(shown.slice(11, 13))
+    const utcHour = Number(utc.slice(11, 13))
+    check(utc.endsWith(' UTC') && shownHour === (utcHour + 9) % 24, `local ${shown} vs ${utc}`)
+
+    step('a viewer sees no actions and cannot call them')
     await page.getByRole('link', { name: 'Queue' }).click()
     await page.getByRole('heading', { name: /Failed/ }).waitFor()
     await page.waitForTimeout(300)
     for (const name of [/Suspend/, /Resume/, /Retry/, /Discard/, /Force/, /Route/]) {
       check(await page.getByRole('button', { name }).count() === 0, `viewer sees no ${name} button`)
     }
-    for (const name of ['Accounts', 'Audit']) {
+    for (const name of ['Accounts', 'Audit', 'Logs']) {
       check(await page.getByRole('link', { name }).count() === 0, `viewer has no ${name} link`)
     }
+    check((await apiStatus(page, 'GET', '/api/v1/logs')) === 403, 'the server refuses a viewer the logs')
     const status = await apiStatus(page, 'POST', '/api/v1/queue/dispatch/suspend')
     check(status === 403, `the server refuses a viewer's suspend (${status})`)
     await page.goto(`${facts.url}/accounts`)
