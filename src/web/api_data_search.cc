@@ -76,7 +76,9 @@ nlohmann::json TargetsFromColumn(const nlohmann::json& column) {
   return list;
 }
 
-// Task rows as JSON, with their targets from task_targets (one query for the whole page).
+// Task rows as JSON, with their targets from task_targets (one query for the whole page) and,
+// for tasks waiting to be retried, `next_attempt` from their last dispatch.retry_scheduled
+// event (one more query, only when the page has such a task; null for the others).
 Result<nlohmann::json> TaskItems(db::Database* db, const db::Rows& rows) {
   nlohmann::json items = nlohmann::json::array();
   if (rows.empty()) {
@@ -97,11 +99,38 @@ Result<nlohmann::json> TaskItems(db::Database* db, const db::Rows& rows) {
   for (const auto& row : targets.rows) {
     by_task[row.Text(0)].push_back(row.Text(1));
   }
+  std::string retrying_in;
+  db::Params retrying;
   for (size_t i = 0; i < rows.size(); ++i) {
     nlohmann::json item = RowToJson(rows, i);
     auto it = by_task.find(rows[i].Text(0));
     item["targets"] = it != by_task.end() ? it->second : TargetsFromColumn(item["targets"]);
+    item["next_attempt"] = nullptr;
+    if (item.value("state", "") == "retrying") {
+      retrying.push_back(rows[i].Text(0));
+      retrying_in += (retrying.size() == 1 ? "$" : ", $") + std::to_string(retrying.size());
+    }
     items.push_back(std::move(item));
+  }
+  if (!retrying.empty()) {
+    FERRY_ASSIGN_OR_RETURN(
+        db::Rows scheduled,
+        db->Query("SELECT task_id, details FROM task_events WHERE task_id IN (" + retrying_in +
+                      ") AND event = 'dispatch.retry_scheduled' ORDER BY ts_us",
+                  retrying));
+    std::map<std::string, nlohmann::json> next;  // the last one per task wins
+    for (const auto& row : scheduled.rows) {
+      auto details = nlohmann::json::parse(row.Text(1), nullptr, false);
+      if (details.is_object() && details.contains("next_attempt")) {
+        next[row.Text(0)] = details["next_attempt"];
+      }
+    }
+    for (auto& item : items) {
+      auto it = next.find(item.value("task_id", ""));
+      if (it != next.end() && item.value("state", "") == "retrying") {
+        item["next_attempt"] = it->second;
+      }
+    }
   }
   return items;
 }

@@ -294,6 +294,24 @@ TEST_F(ApiDataTest, SortsTasksByAnAllowedColumnOnly) {
   Get("/api/v1/series", {{"sort", "created"}}, {}, 400);
 }
 
+TEST_F(ApiDataTest, RetryingTasksSayWhenTheirNextAttemptIs) {
+  Insert({.id = "r1", .state = "retrying", .created_us = kT0});
+  Insert({.id = "q1", .state = "queued", .created_us = kT0 + 1});
+  InsertEvent(kT0 + 10, "dispatch.retry_scheduled", "r1", "1.2.3.4",
+              R"({"next_attempt": "2026-11-18T10:00:01Z"})");
+  InsertEvent(kT0 + 20, "dispatch.retry_scheduled", "r1", "1.2.3.4",
+              R"({"next_attempt": "2026-11-18T10:00:09Z"})");
+  InsertEvent(kT0 + 30, "dispatch.retry_scheduled", "q1", "1.2.3.4",
+              R"({"next_attempt": "2026-11-18T10:00:05Z"})");
+  json page = Get("/api/v1/tasks");
+  ASSERT_EQ(page["items"].size(), 2u);
+  EXPECT_EQ(page["items"][0]["task_id"], "q1");
+  EXPECT_TRUE(page["items"][0]["next_attempt"].is_null());  // not retrying (any more)
+  EXPECT_EQ(page["items"][1]["next_attempt"], "2026-11-18T10:00:09Z");
+  EXPECT_EQ(Get("/api/v1/tasks/{id}", {}, {{"id", "r1"}})["task"]["next_attempt"],
+            "2026-11-18T10:00:09Z");
+}
+
 TEST_F(ApiDataTest, APrefixWithManyMatchesGivesTheSamePagesByEitherPlan) {
   // More matches than the search reads by name (kWalkTimeIndexAbove): the newest-first walk.
   ASSERT_TRUE(db_->Execute("BEGIN"));

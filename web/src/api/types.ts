@@ -79,6 +79,7 @@ export interface Task {
   completed: string | null
   attempts: number
   last_error: string | null
+  next_attempt: string | null // when a retrying task is sent again
   [key: string]: unknown
 }
 
