@@ -311,10 +311,14 @@ try {
     const { context, page } = await newPage({ timezoneId: 'Asia/Tokyo' })
     step('keyboard: the skip link and the login form work without a mouse')
     await page.goto(`${facts.url}/login`)
+    await page.getByLabel('User name').waitFor()
+    // The user name field has autofocus; the skip link is the one focusable element before it.
+    const focused = () => page.evaluate(() => document.activeElement?.getAttribute('name') ?? document.activeElement?.textContent?.trim())
+    check((await focused()) === 'username', `the user name field has the focus (${await focused()})`)
+    await page.keyboard.press('Shift+Tab')
+    check((await focused()) === 'Skip to content', `Shift+Tab reaches the skip link (${await focused()})`)
     await page.keyboard.press('Tab')
-    check(await page.evaluate(() => document.activeElement?.textContent?.trim()) === 'Skip to content',
-      'the first Tab reaches the skip link')
-    await page.getByLabel('User name').focus()
+    check((await focused()) === 'username', 'Tab returns to the user name')
     await page.keyboard.type(facts.viewer)
     await page.keyboard.press('Tab')
     await page.keyboard.type(facts.password)
