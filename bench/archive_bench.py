@@ -3,8 +3,10 @@
 answer the searches the web UI's archive and trace pages make.
 
     /usr/bin/python3 bench/archive_bench.py --ferry build/ferry [--tasks 1000000] [--runs 200]
+        [--database sqlite|postgres]
 
-It creates a data folder, lets `ferry user add` create the schema, fills `tasks`,
+It creates a data folder (and with --database postgres a throw-away PostgreSQL 15 cluster on a
+free port, tests/e2e/peers_postgres.py), lets `ferry user add` create the schema, fills `tasks`,
 `task_targets`, `series` (one per task) and `task_events` (three events per task) with --tasks
 generated tasks spread
 over 30 days (2,000 patient names, one accession and study per task), runs ANALYZE (so that
@@ -24,6 +26,7 @@ whole request as a client sees it, on one connection at a time):
 and prints p50, p95 and max per kind.
 """
 import argparse
+import csv
 import json
 import os
 import random
@@ -54,13 +57,18 @@ def names():
     return out
 
 
-def fill(db_path, count, rng):
-    db = sqlite3.connect(db_path)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=OFF")
+TASK_COLS = ("task_id, series_uid, study_uid, action, rule, targets, state, stage, priority,"
+             " patient_name, patient_id, accession_number, created_us, updated_us, completed_us,"
+             " attempts, task_json")
+SERIES_COLS = ("series_uid, study_uid, patient_name, patient_id, accession_number, modality,"
+               " first_seen_us, complete_us, instances, state, rule")
+EVENT_COLS = "ts_us, time, service, pid, event, task_id, series_uid, details"
+
+
+def rows(count, batch=20000):
+    """Yields (tasks, task_targets, series, task_events) row batches of the generated data."""
     pats = names()
     batch_t, batch_tt, batch_e, batch_s = [], [], [], []
-    start = time.time()
     for i in range(count):
         tid = f"task-{i:08d}"
         created = T0 + (SPAN * i) // count
@@ -77,25 +85,52 @@ def fill(db_path, count, rng):
             ts = created + k * 1_000_000
             batch_e.append((ts, "", "dispatcher", 1, ev, tid, f"1.2.826.0.1.{i}.1",
                             '{"target":"archive"}'))
-        if len(batch_t) >= 20000 or i == count - 1:
-            db.executemany(
-                "INSERT INTO tasks (task_id, series_uid, study_uid, action, rule, targets, state,"
-                " stage, priority, patient_name, patient_id, accession_number, created_us,"
-                " updated_us, completed_us, attempts, task_json) VALUES"
-                " (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch_t)
-            db.executemany("INSERT INTO task_targets (task_id, target) VALUES (?,?)", batch_tt)
-            db.executemany(
-                "INSERT INTO series (series_uid, study_uid, patient_name, patient_id,"
-                " accession_number, modality, first_seen_us, complete_us, instances, state, rule)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)", batch_s)
-            db.executemany(
-                "INSERT INTO task_events (ts_us, time, service, pid, event, task_id, series_uid,"
-                " details) VALUES (?,?,?,?,?,?,?,?)", batch_e)
-            db.commit()
+        if len(batch_t) >= batch or i == count - 1:
+            yield batch_t, batch_tt, batch_s, batch_e
             batch_t, batch_tt, batch_e, batch_s = [], [], [], []
+
+
+def fill_sqlite(db_path, count):
+    db = sqlite3.connect(db_path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")
+    start = time.time()
+    for t, tt, se, ev in rows(count):
+        db.executemany(f"INSERT INTO tasks ({TASK_COLS}) VALUES ({','.join('?' * 17)})", t)
+        db.executemany("INSERT INTO task_targets (task_id, target) VALUES (?,?)", tt)
+        db.executemany(f"INSERT INTO series ({SERIES_COLS}) VALUES ({','.join('?' * 11)})", se)
+        db.executemany(f"INSERT INTO task_events ({EVENT_COLS}) VALUES ({','.join('?' * 8)})",
+                       ev)
+        db.commit()
     db.execute("ANALYZE")
     db.commit()
     db.close()
+    return time.time() - start
+
+
+def fill_postgres(pg, work, count):
+    """CSV files loaded with psql's \\copy, then ANALYZE."""
+    start = time.time()
+    files = {name: os.path.join(work, f"{name}.csv") for name in
+             ("tasks", "task_targets", "series", "task_events")}
+    handles = {name: open(path, "w", newline="") for name, path in files.items()}
+    # Strings quoted: an empty string stays one (an unquoted empty field would be NULL).
+    writers = {name: csv.writer(h, quoting=csv.QUOTE_NONNUMERIC) for name, h in handles.items()}
+    for t, tt, se, ev in rows(count):
+        writers["tasks"].writerows(t)
+        writers["task_targets"].writerows(tt)
+        writers["series"].writerows(se)
+        writers["task_events"].writerows(ev)
+    for h in handles.values():
+        h.close()
+    cols = {"tasks": TASK_COLS, "task_targets": "task_id, target", "series": SERIES_COLS,
+            "task_events": EVENT_COLS}
+    for name, path in files.items():
+        subprocess.run(pg.psql_command() +
+                       ["-c", f"\\copy {name} ({cols[name]}) FROM '{path}' CSV"],
+                       check=True, capture_output=True, timeout=1800)
+        os.remove(path)
+    pg.query("ANALYZE", timeout=1800)
     return time.time() - start
 
 
@@ -116,14 +151,21 @@ def main():
     ap.add_argument("--ferry", default=str(REPO / "build" / "ferry"))
     ap.add_argument("--tasks", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = ap.parse_args()
     rng = random.Random(13)
     work = tempfile.mkdtemp(prefix="ferry-archive-bench-")
     data = os.path.join(work, "data")
     port = ferrytest.free_port()
     config = os.path.join(work, "ferry.json")
+    pg = None
+    cfg = {"data_folder": data, "web": {"host": "127.0.0.1", "port": port}}
+    if args.database == "postgres":
+        from peers_postgres import PostgresPeer  # noqa: E402
+        pg = PostgresPeer(work).start()
+        cfg["bookkeeper"] = {"database": pg.uri}
     with open(config, "w") as f:
-        json.dump({"data_folder": data, "web": {"host": "127.0.0.1", "port": port}}, f)
+        json.dump(cfg, f)
     os.makedirs(data)
     p = subprocess.run([args.ferry, "user", "add", "bench", "--role", "viewer", "--password-file",
                         "/dev/stdin", "--config", config], input="bench password 1",
@@ -133,7 +175,10 @@ def main():
                         config], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     token = p.stdout.strip()
-    took = fill(os.path.join(data, "ferry.db"), args.tasks, rng)
+    if pg is not None:
+        took = fill_postgres(pg, work, args.tasks)
+    else:
+        took = fill_sqlite(os.path.join(data, "ferry.db"), args.tasks)
     print(f"filled {args.tasks} tasks, {3 * args.tasks} events in {took:.0f} s")
     web = subprocess.Popen([args.ferry, "web", "--config", config], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, start_new_session=True)
@@ -169,6 +214,8 @@ def main():
     finally:
         web.terminate()
         web.wait(timeout=30)
+        if pg is not None:
+            pg.stop()
         subprocess.run(["rm", "-rf", work])
 
 
