@@ -4,7 +4,7 @@
 // one line per step and exits non-zero on the first failed check. Downloads no browser.
 import { readFileSync, mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { chromium } from 'playwright-core'
+import { chromium, request } from 'playwright-core'
 
 const facts = JSON.parse(readFileSync(process.env.FERRY_UI_TEST, 'utf8'))
 const require = createRequire(import.meta.url)
@@ -206,6 +206,23 @@ try {
     await page.locator('select[name=new-role]').selectOption('viewer')
     await page.getByRole('button', { name: 'Create account' }).click()
     await page.locator('[data-user=nina]').waitFor()
+    step('accounts: reset a password and disable an account')
+    page.once('dialog', (d) => void d.accept('nina-password-2'))
+    await page.locator('[data-user=nina]').getByRole('button', { name: 'Reset password' }).click()
+    await page.locator('[data-test=success]', { hasText: 'Password of nina reset' }).waitFor()
+    // A client of its own: a login through the page's context would replace admin's cookie.
+    const ninaLogin = async (password) => {
+      const client = await request.newContext()
+      const status = (await client.post(`${facts.url}/api/v1/session`, {
+        data: { username: 'nina', password }, headers: { 'Content-Type': 'application/json' } })).status()
+      await client.dispose()
+      return status
+    }
+    check((await ninaLogin('nina-password-2')) === 200, 'nina logs in with the reset password')
+    await page.locator('[data-user=nina]').getByRole('button', { name: 'Disable' }).click()
+    await page.locator('dialog[open] [data-test=confirm]').click() // the page has two dialogs
+    await page.locator('[data-user=nina]', { hasText: 'disabled' }).waitFor()
+    check((await ninaLogin('nina-password-2')) === 401, 'a disabled account cannot log in')
     await page.getByLabel('Label').fill('grafana')
     await page.getByRole('button', { name: 'Create token' }).click()
     const token = (await page.locator('[data-test=new-token] code').textContent()).trim()
