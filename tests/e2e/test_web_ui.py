@@ -185,7 +185,7 @@ class WebUiTest(FerryTestCase):
         asset = re.search(r'src="(/assets/[^"]+\.js)"', page).group(1)
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{asset}", timeout=10) as r:
             self.assertIn("immutable", r.headers["Cache-Control"])
-        self.assertEqual(len(os.listdir(screenshots)), 12)
+        self.assertEqual(len(os.listdir(screenshots)), 13)
 
 
 if __name__ == "__main__":

@@ -199,6 +199,14 @@ try {
     await shot(page, '06-trace')
     await accessible(page, 'trace')
 
+    step('trace of the study: its series, tasks and events')
+    await page.getByRole('link', { name: facts.archive_study }).click()
+    await page.locator(`[data-test=study-series] >> text=${facts.archive_series}`).waitFor()
+    await page.locator('[data-test=study-events]').getByText('series.complete', { exact: true }).first().waitFor()
+    check(await page.getByRole('link', { name: facts.archive_task }).count() === 1, 'the study lists its task')
+    await shot(page, '06-trace-study')
+    await accessible(page, 'study trace')
+
     step('accounts: create a viewer, who shows in the list')
     await page.getByRole('link', { name: 'Accounts' }).click()
     await page.getByLabel('User name').fill('nina')

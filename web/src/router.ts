@@ -20,6 +20,7 @@ const routes: RouteRecordRaw[] = [
   { path: '/queue', component: () => import('./pages/queue/QueuePage.vue'), meta: { title: 'Queue' } },
   { path: '/archive', component: () => import('./pages/archive/ArchivePage.vue'), meta: { title: 'Archive' } },
   { path: '/trace/task/:id', component: () => import('./pages/trace/TracePage.vue'), meta: { title: 'Trace' } },
+  { path: '/trace/study/:uid', component: () => import('./pages/trace/StudyTracePage.vue'), meta: { title: 'Study trace' } },
   { path: '/trace/series/:uid', component: () => import('./pages/trace/TracePage.vue'), meta: { title: 'Trace' } },
   { path: '/audit', component: () => import('./pages/audit/AuditPage.vue'), meta: { title: 'Audit', role: 'admin' } },
   { path: '/accounts', component: () => import('./pages/accounts/AccountsPage.vue'), meta: { title: 'Accounts', role: 'admin' } },
