@@ -5,7 +5,7 @@ CONFIG ?= ferry.json
 DATA ?= $(CURDIR)/data
 CTEST_ARGS ?=
 
-.PHONY: all deps build run test test-unit test-e2e test-images bench clean
+.PHONY: all deps build web run test test-unit test-e2e test-images bench clean
 
 all: deps build
 
@@ -17,10 +17,17 @@ $(BUILD)/build.ninja:
 
 build: $(BUILD)/build.ninja
 	cmake --build $(BUILD)
+	@scripts/build-web.sh $(BUILD)/src/web/ferry_openapi
+
+# The web UI alone (web/dist): npm ci when the lock file changed, types from the API, vite build.
+web: $(BUILD)/build.ninja
+	cmake --build $(BUILD) --target ferry_openapi
+	@scripts/build-web.sh $(BUILD)/src/web/ferry_openapi
 
 run: deps build
 	@$(BUILD)/ferry config init --config $(CONFIG) --data-folder $(DATA)
-	@echo "ferry: starting 'ferry serve --config $(CONFIG)'; send images with: storescu -aec FERRY localhost 11112 some.dcm; REST API on http://localhost:8080/api/v1 (the first start prints the admin password)"
+	@echo "ferry: starting 'ferry serve --config $(CONFIG)'; send images with: storescu -aec FERRY localhost 11112 some.dcm"
+	@echo "ferry: open http://localhost:8080/ (user admin; the first start prints its password below, once); REST API on http://localhost:8080/api/v1"
 	$(BUILD)/ferry serve --config $(CONFIG)
 
 # Container images for the processor's tests and benchmark, built from Debian packages (about a

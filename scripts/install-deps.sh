@@ -16,6 +16,7 @@ packages=(
   libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev libcpp-httplib-dev
   python3-aiosmtpd libxxhash-dev
   podman runc debootstrap python3-pydantic
+  chromium
 )
 # Node.js and npm run s3rver (the S3 test peer). A machine that already has them (for example from
 # NodeSource) keeps its own; Debian's npm would conflict with it.
@@ -40,8 +41,16 @@ install_npm_peers() {
   fi
 }
 
+# The web UI's npm packages (web/package-lock.json): Vue, Vite, the type checker, Vitest and
+# playwright-core, which drives Debian's chromium in the browser tests (it downloads no browser).
+# scripts/build-web.sh runs the same `npm ci` when the lock file changes later.
+install_npm_web() {
+  "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/build-web.sh" --deps-only
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   install_npm_peers
+  install_npm_web
   exit 0
 fi
 
@@ -56,3 +65,4 @@ $sudo apt-get update -q
 # Orthanc on a free port instead, so keep the packaged one from being started.
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 install_npm_peers
+install_npm_web

@@ -30,6 +30,7 @@ struct Child {
   int restarts = 0;
   WallTime started_wall;
   std::string last_exit;  // how the last run ended, empty before the first exit
+  bool restart_requested = false;  // stopped on an admin's request: restart without backoff
 };
 
 // <data>/run/services.json: the live view of the services for `ferry web` (status, /metrics).
@@ -61,13 +62,18 @@ void WriteStatus(Spool* spool, const std::vector<Child>& children, bool stopping
   }
 }
 
-pid_t Spawn(const ServiceSpec& spec, const sigset_t& blocked) {
+// `log_file`: where the child also writes its log lines (FERRY_LOG_FILE, core/logging.h), for
+// the web UI's log view; empty for none.
+pid_t Spawn(const ServiceSpec& spec, const sigset_t& blocked, const std::string& log_file) {
   pid_t pid = fork();
   if (pid != 0) {
     return pid;  // parent, or -1
   }
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   sigprocmask(SIG_UNBLOCK, &blocked, nullptr);
+  if (!log_file.empty()) {
+    setenv("FERRY_LOG_FILE", log_file.c_str(), 1);
+  }
   std::vector<char*> argv;
   for (const auto& a : spec.argv) {
     argv.push_back(const_cast<char*>(a.c_str()));
@@ -129,6 +135,13 @@ int RunSupervisor(const Config& config, const std::vector<ServiceSpec>& services
     children.push_back(std::move(c));
   }
   (*journal)->Append({"supervisor.started", "", "", {{"services", services.size()}}});
+  // Each service's log lines also go to <data>/log/<service>.log (kept small by rotation).
+  std::string log_dir = JoinPath(config.data_folder, kLogDir);
+  if (Status made = fs->CreateDirs(log_dir); !made.ok()) {
+    log->warn("cannot create {}: {}; the web UI will show no service logs", log_dir,
+              made.ToString());
+    log_dir.clear();
+  }
 
   bool stopping = false;
   bool status_changed = true;
@@ -143,7 +156,8 @@ int RunSupervisor(const Config& config, const std::vector<ServiceSpec>& services
       for (auto& c : children) {
         if (c.pid == 0 && c.restart_at && *c.restart_at <= now) {
           c.restart_at.reset();
-          c.pid = Spawn(c.spec, sigs);
+          c.pid = Spawn(c.spec, sigs,
+                        log_dir.empty() ? "" : JoinPath(log_dir, c.spec.name + ".log"));
           c.started = now;
           c.started_wall = RealClock()->Now();
           status_changed = true;
@@ -157,6 +171,24 @@ int RunSupervisor(const Config& config, const std::vector<ServiceSpec>& services
           log->info("started service {} (pid {})", c.spec.name, c.pid);
           (*journal)->Append({c.restarts == 0 ? "service.started" : "service.restarted", "", "",
                               {{"service", c.spec.name}, {"pid", c.pid}, {"restarts", c.restarts}}});
+        }
+      }
+    }
+    // Restarts an admin asked for (POST /api/v1/services/{name}/restart).
+    for (const auto& [name, by] : stopping ? std::vector<std::pair<std::string, std::string>>{}
+                                           : TakeRestartRequests(config.data_folder)) {
+      for (auto& c : children) {
+        if (c.spec.name != name) {
+          continue;
+        }
+        log->info("restarting service {} as {} asked", name, by.empty() ? "an admin" : by);
+        (*journal)->Append({"service.restart_requested", "", "",
+                            {{"service", name}, {"by", by}, {"pid", c.pid}}});
+        if (c.pid > 0) {
+          c.restart_requested = true;
+          kill(c.pid, SIGTERM);
+        } else {
+          c.restart_at = now;  // waiting out a backoff: start it now
         }
       }
     }
@@ -214,6 +246,18 @@ int RunSupervisor(const Config& config, const std::vector<ServiceSpec>& services
           log->info("service {} stopped ({})", c.spec.name, DescribeExit(status));
           (*journal)->Append({"service.stopped", "", "",
                               {{"service", c.spec.name}, {"exit", DescribeExit(status)}}});
+          break;
+        }
+        if (c.restart_requested) {
+          c.restart_requested = false;
+          log->info("service {} stopped ({}) for the requested restart", c.spec.name,
+                    DescribeExit(status));
+          (*journal)->Append({"service.stopped", "", "",
+                              {{"service", c.spec.name},
+                               {"exit", DescribeExit(status)},
+                               {"reason", "restart requested"}}});
+          c.restart_at = Steady::now();
+          ++c.restarts;
           break;
         }
         if (uptime > std::chrono::seconds(60)) {

@@ -836,6 +836,7 @@ void ParseServices(ObjectReader& top, bool check_filesystem, Config* config,
   web.Port("port", &w.port);
   web.Integer("session_timeout", &w.session_timeout_s, 1, 30 * 86400);
   web.Integer("threads", &w.threads, 1, 256);
+  web.String("static_folder", &w.static_folder);
   ObjectReader wtls = web.Object("tls");
   wtls.Bool("enabled", &w.tls.enabled);
   wtls.String("certificate", &w.tls.certificate_file);

@@ -268,6 +268,7 @@ struct WebOptions {
   int session_timeout_s = 8 * 3600;  // a session ends this long after its last request
   int threads = 8;
   WebTlsOptions tls;
+  std::string static_folder;  // the built web UI served at /; empty: the source tree's web/dist
 };
 
 // SMTP server used for notification_email (src/notify).

@@ -14,6 +14,7 @@
 #include "core/logging.h"
 #include "router/rule_set.h"
 #include "web/auth.h"
+#include "web/first_password.h"
 #include "web/route.h"
 #include "web/server.h"
 
@@ -297,7 +298,9 @@ Response Login(AuthState* auth, const Request& req, Context& ctx) {
   Response r = Response::Json({{"username", user->username},
                                {"role", RoleName(user->role)},
                                {"csrf_token", s.csrf},
-                               {"session_timeout_s", ctx.config->web.session_timeout_s}});
+                               {"session_timeout_s", ctx.config->web.session_timeout_s},
+                               {"must_change_password",
+                                MustChangePassword(ctx.config->data_folder, user->username)}});
   r.headers["Set-Cookie"] =
       fmt::format("{}={}; Path=/; HttpOnly; SameSite=Strict{}", kSessionCookie, s.id,
                   ctx.config->web.tls.enabled ? "; Secure" : "");
@@ -416,6 +419,9 @@ Response UpdateUser(AuthState* auth, const Request& req, Context& ctx) {
   }
   if (changes.empty()) {
     return Response::Error(400, "nothing to change: give \"role\", \"password\" or \"disabled\"");
+  }
+  if (changes.contains("password")) {
+    ClearGeneratedPassword(ctx.config->data_folder, name);
   }
   Audit(ctx.journal, "user.updated", req.user, req.address, name, {{"changes", changes}});
   if (!self) {
@@ -636,11 +642,15 @@ void AddSessionRoutes(std::vector<Route>* routes, AuthState* auth) {
        "/api/v1/session",
        Role::kViewer,
        false,
-       "who am I: the user name and role of the caller",
+       "who am I: the user name and role of the caller, and whether their password is the "
+       "one generated at first start",
        {},
        "",
-       [](const Request& req, Context&) {
-         return Response::Json({{"username", req.user}, {"role", RoleName(req.role)}});
+       [](const Request& req, Context& ctx) {
+         return Response::Json(
+             {{"username", req.user},
+              {"role", RoleName(req.role)},
+              {"must_change_password", MustChangePassword(ctx.config->data_folder, req.user)}});
        }});
   routes->push_back({"DELETE",
                      "/api/v1/session",

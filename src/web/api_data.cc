@@ -47,6 +47,8 @@ void AddDataRoutes(std::vector<Route>* routes) {
   routes->push_back(
       {"GET", "/api/v1/tasks", Role::kViewer, false, "Search tasks, newest first",
        PageParams({Q("patient_name", "case-insensitive substring of the patient name"),
+                   Q("patient_name_prefix", "case-insensitive start of the patient name "
+                                            "(uses an index; prefer it to patient_name)"),
                    Q("patient_id", "patient id (exact)"),
                    Q("accession", "accession number (exact)"),
                    Q("study_uid", "Study Instance UID (exact)"),
@@ -56,7 +58,9 @@ void AddDataRoutes(std::vector<Route>* routes) {
                    Q("state", "task state (exact): queued, dispatching, retrying, success, "
                               "error or discarded"),
                    Q("action", "route, process, both, notification or discard"),
-                   Q("parent_id", "follow-up tasks of this task")},
+                   Q("parent_id", "follow-up tasks of this task"),
+                   Q("sort", "created (default -created), updated, patient_name, rule, state or "
+                             "attempts; a leading - sorts descending")},
                   "tasks created"),
        "", data::SearchTasks});
   routes->push_back({"GET", "/api/v1/tasks/{id}", Role::kViewer, false,
@@ -68,11 +72,15 @@ void AddDataRoutes(std::vector<Route>* routes) {
   routes->push_back(
       {"GET", "/api/v1/series", Role::kViewer, false, "Search series, newest first",
        PageParams({Q("patient_name", "case-insensitive substring of the patient name"),
+                   Q("patient_name_prefix", "case-insensitive start of the patient name "
+                                            "(uses an index; prefer it to patient_name)"),
                    Q("patient_id", "patient id (exact)"),
                    Q("accession", "accession number (exact)"),
                    Q("study_uid", "Study Instance UID (exact)"),
                    Q("modality", "modality (exact), e.g. MR"),
-                   Q("state", "series state (exact)"), Q("rule", "rule (exact)")},
+                   Q("state", "series state (exact)"), Q("rule", "rule (exact)"),
+                   Q("sort", "first_seen (default -first_seen), patient_name, modality, state "
+                             "or instances; a leading - sorts descending")},
                   "series first seen"),
        "", data::SearchSeries});
   routes->push_back({"GET", "/api/v1/series/{uid}", Role::kViewer, false,

@@ -5,6 +5,7 @@
 // filters use the tables' indexes; the patient name filter is a case-insensitive substring
 // (lower(...) LIKE '%x%'), which scans the rows the other filters leave.
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <initializer_list>
 #include <map>
@@ -31,6 +32,12 @@ constexpr const char* kSeriesColumns =
 
 constexpr const char* kEventColumns = "id, ts_us, time, service, pid, event, task_id, series_uid, "
                                       "details";
+
+// A patient name prefix matching more tasks than this is searched by walking the created_us
+// index. Measured with sqlite3 on 1,000,000 tasks (bench/archive_bench.py's data): a prefix
+// with 50,000 matches took 259 ms read by name and sorted, 14 ms walked newest first; one with
+// 500 matches 2 ms by name, 83 ms walked.
+constexpr int64_t kWalkTimeIndexAbove = 5000;
 
 // Events returned with one series; a series that produced more is cut (and says so).
 constexpr int64_t kMaxSeriesEvents = 2000;
@@ -70,7 +77,9 @@ nlohmann::json TargetsFromColumn(const nlohmann::json& column) {
   return list;
 }
 
-// Task rows as JSON, with their targets from task_targets (one query for the whole page).
+// Task rows as JSON, with their targets from task_targets (one query for the whole page) and,
+// for tasks waiting to be retried, `next_attempt` from their last dispatch.retry_scheduled
+// event (one more query, only when the page has such a task; null for the others).
 Result<nlohmann::json> TaskItems(db::Database* db, const db::Rows& rows) {
   nlohmann::json items = nlohmann::json::array();
   if (rows.empty()) {
@@ -91,11 +100,38 @@ Result<nlohmann::json> TaskItems(db::Database* db, const db::Rows& rows) {
   for (const auto& row : targets.rows) {
     by_task[row.Text(0)].push_back(row.Text(1));
   }
+  std::string retrying_in;
+  db::Params retrying;
   for (size_t i = 0; i < rows.size(); ++i) {
     nlohmann::json item = RowToJson(rows, i);
     auto it = by_task.find(rows[i].Text(0));
     item["targets"] = it != by_task.end() ? it->second : TargetsFromColumn(item["targets"]);
+    item["next_attempt"] = nullptr;
+    if (item.value("state", "") == "retrying") {
+      retrying.push_back(rows[i].Text(0));
+      retrying_in += (retrying.size() == 1 ? "$" : ", $") + std::to_string(retrying.size());
+    }
     items.push_back(std::move(item));
+  }
+  if (!retrying.empty()) {
+    FERRY_ASSIGN_OR_RETURN(
+        db::Rows scheduled,
+        db->Query("SELECT task_id, details FROM task_events WHERE task_id IN (" + retrying_in +
+                      ") AND event = 'dispatch.retry_scheduled' ORDER BY ts_us",
+                  retrying));
+    std::map<std::string, nlohmann::json> next;  // the last one per task wins
+    for (const auto& row : scheduled.rows) {
+      auto details = nlohmann::json::parse(row.Text(1), nullptr, false);
+      if (details.is_object() && details.contains("next_attempt")) {
+        next[row.Text(0)] = details["next_attempt"];
+      }
+    }
+    for (auto& item : items) {
+      auto it = next.find(item.value("task_id", ""));
+      if (it != next.end() && item.value("state", "") == "retrying") {
+        item["next_attempt"] = it->second;
+      }
+    }
   }
   return items;
 }
@@ -131,14 +167,21 @@ Status AddTimeRange(const Request& req, const std::string& column, WhereClause* 
 }
 
 // Runs the count and the page of a search; `select` is "SELECT <cols> FROM <table> <alias>".
+// `known_total`: the count, when the caller has it already.
 Result<std::pair<int64_t, db::Rows>> RunSearch(db::Database* db, const std::string& from_table,
                                                const std::string& columns,
                                                const std::string& order, WhereClause where,
-                                               const Page& page) {
-  FERRY_ASSIGN_OR_RETURN(db::Rows count,
-                         db->Query("SELECT COUNT(*) FROM " + from_table + where.Sql(),
-                                   where.params()));
-  int64_t total = count.empty() ? 0 : count[0].Int(0);
+                                               const Page& page,
+                                               std::optional<int64_t> known_total = {}) {
+  int64_t total = 0;
+  if (known_total) {
+    total = *known_total;
+  } else {
+    FERRY_ASSIGN_OR_RETURN(db::Rows count,
+                           db->Query("SELECT COUNT(*) FROM " + from_table + where.Sql(),
+                                     where.params()));
+    total = count.empty() ? 0 : count[0].Int(0);
+  }
   std::string sql = "SELECT " + columns + " FROM " + from_table + where.Sql() + " ORDER BY " +
                     order;
   sql += " LIMIT " + where.Next(page.limit);
@@ -147,21 +190,68 @@ Result<std::pair<int64_t, db::Rows>> RunSearch(db::Database* db, const std::stri
   return std::make_pair(total, std::move(rows));
 }
 
-// The filters both searches share: the patient name as a case-insensitive substring, and
-// exact matches of query parameters with columns of the table `alias` (parameter -> column).
-void AddFilters(const Request& req, std::string_view alias,
+// The filters both searches share: the patient name as a case-insensitive substring
+// (patient_name: scans) or prefix (patient_name_prefix: a range of the lower(patient_name)
+// index), and exact matches of query parameters with columns of the table `alias` (parameter
+// -> column).
+//
+// `walk_time_index` (SQLite only): the prefix terms are written as "+lower(...)", which the
+// lower(patient_name) index does not answer, so that SQLite walks the created_us index newest
+// first and stops after a page. SearchTasks asks for it when a prefix matches many tasks:
+// reading and sorting all of them costs more than skipping the non-matching newer ones.
+void AddFilters(const Request& req, std::string_view alias, db::Dialect dialect,
                 std::initializer_list<std::pair<const char*, const char*>> exact,
-                WhereClause* where) {
+                WhereClause* where, bool walk_time_index = false) {
   std::string prefix = std::string(alias) + ".";
   if (std::string v = Query(req, "patient_name"); !v.empty()) {
     where->Add("lower(" + prefix + "patient_name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\'",
                LikeSubstring(v));
+  }
+  if (std::string v = Query(req, "patient_name_prefix"); !v.empty()) {
+    if (dialect == db::Dialect::kSqlite) {
+      // SQLite's lower() folds ASCII only, and compares text byte by byte: every name that
+      // starts with `v` lies in [v, v + U+10FFFF), which the expression index answers.
+      std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) {
+        return c < 0x80 ? static_cast<char>(std::tolower(c)) : static_cast<char>(c);
+      });
+      std::string name = (walk_time_index ? "+lower(" : "lower(") + prefix + "patient_name)";
+      where->Add(name + " >= ?", v);
+      where->Add(name + " < ?", v + "\xF4\x8F\xBF\xBF");
+    } else {
+      // Collations other than "C" order names linguistically, so no byte range is safe here.
+      where->Add("lower(" + prefix + "patient_name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\'",
+                 LikeSubstring(v).substr(1));
+    }
   }
   for (const auto& [param, column] : exact) {
     if (std::string v = Query(req, param); !v.empty()) {
       where->Add(prefix + column + " = ?", v);
     }
   }
+}
+
+// The ORDER BY for the `sort` parameter: a column of `allowed` (request name -> column),
+// "-name" for descending; `fallback` when absent. The key column breaks ties so that pages do
+// not overlap. InvalidArgument for anything else (nothing from the request reaches SQL text).
+Result<std::string> SortOrder(const Request& req,
+                              std::initializer_list<std::pair<const char*, const char*>> allowed,
+                              const std::string& fallback, const std::string& key) {
+  std::string v = Query(req, "sort");
+  if (v.empty()) {
+    return fallback;
+  }
+  bool desc = v[0] == '-';
+  std::string name = desc ? v.substr(1) : v;
+  std::string names;
+  for (const auto& [param, column] : allowed) {
+    if (name == param) {
+      std::string dir = desc ? " DESC" : " ASC";
+      return std::string(column) + dir + ", " + key + dir;
+    }
+    names += (names.empty() ? "" : ", ") + std::string(param);
+  }
+  return Status::InvalidArgument("sort must be one of " + names +
+                                 ", with a leading - for descending order; not \"" + v + "\"");
 }
 
 }  // namespace
@@ -175,26 +265,55 @@ Response SearchTasks(const Request& req, Context& ctx) {
   if (!parsed.ok()) {
     return BadRequest(parsed);
   }
+  auto build = [&](bool walk_time_index, WhereClause* where) {
+    AddFilters(req, "t", ctx.db->dialect(),
+               {{"patient_id", "patient_id"},
+                {"accession", "accession_number"},
+                {"study_uid", "study_uid"},
+                {"series_uid", "series_uid"},
+                {"rule", "rule"},
+                {"state", "state"},
+                {"action", "action"},
+                {"parent_id", "parent_id"}},
+               where, walk_time_index);
+    if (std::string v = Query(req, "target"); !v.empty()) {
+      where->Add("t.task_id IN (SELECT task_id FROM task_targets WHERE target = ?)", v);
+    }
+    return AddTimeRange(req, "t.created_us", where);
+  };
   WhereClause where;
-  AddFilters(req, "t",
-             {{"patient_id", "patient_id"},
-              {"accession", "accession_number"},
-              {"study_uid", "study_uid"},
-              {"series_uid", "series_uid"},
-              {"rule", "rule"},
-              {"state", "state"},
-              {"action", "action"},
-              {"parent_id", "parent_id"}},
-             &where);
-  if (std::string v = Query(req, "target"); !v.empty()) {
-    where.Add("t.task_id IN (SELECT task_id FROM task_targets WHERE target = ?)", v);
-  }
-  Status range = AddTimeRange(req, "t.created_us", &where);
+  std::optional<int64_t> total;
+  Status range = build(false, &where);
   if (!range.ok()) {
     return BadRequest(range);
   }
-  auto result = RunSearch(ctx.db, "tasks t", kTaskColumns, "t.created_us DESC, t.task_id DESC",
-                          where, page);
+  if (ctx.db->dialect() == db::Dialect::kSqlite && !Query(req, "patient_name_prefix").empty() &&
+      Query(req, "sort").empty()) {
+    // Many matches: walk newest first instead (see AddFilters). Counting them on the index is
+    // cheap (10 ms for 50,000 of 1,000,000 tasks); the walk's terms could not count them so.
+    auto count = ctx.db->Query("SELECT COUNT(*) FROM tasks t" + where.Sql(), where.params());
+    if (!count) {
+      return DatabaseError(count.error(), "counting tasks");
+    }
+    total = count->empty() ? 0 : (*count)[0].Int(0);
+    if (*total > kWalkTimeIndexAbove) {
+      WhereClause walk;
+      (void)build(true, &walk);
+      where = std::move(walk);
+    }
+  }
+  auto order = SortOrder(req,
+                         {{"created", "t.created_us"},
+                          {"updated", "t.updated_us"},
+                          {"patient_name", "t.patient_name"},
+                          {"rule", "t.rule"},
+                          {"state", "t.state"},
+                          {"attempts", "t.attempts"}},
+                         "t.created_us DESC, t.task_id DESC", "t.task_id");
+  if (!order) {
+    return BadRequest(order.error());
+  }
+  auto result = RunSearch(ctx.db, "tasks t", kTaskColumns, *order, where, page, total);
   if (!result) {
     return DatabaseError(result.error(), "searching tasks");
   }
@@ -304,8 +423,14 @@ Response GetTask(const Request& req, Context& ctx) {
   for (size_t i = 0; i < events->size(); ++i) {
     out["events"].push_back(RowToJson(*events, i));
   }
-  auto children = ctx.db->Query(std::string("SELECT ") + kTaskColumns +
-                                    " FROM tasks t WHERE t.parent_id = $1 ORDER BY t.created_us",
+  // parent_id is NULL for almost every task: after an ANALYZE, SQLite's statistics say the
+  // index does not narrow anything down and it scans the table (0.5 s for 1,000,000 tasks)
+  // unless told to use the index; "+created_us" keeps it from walking created_us instead.
+  std::string from = ctx.db->dialect() == db::Dialect::kSqlite
+                         ? " FROM tasks t INDEXED BY tasks_parent"
+                         : " FROM tasks t";
+  auto children = ctx.db->Query(std::string("SELECT ") + kTaskColumns + from +
+                                    " WHERE t.parent_id = $1 ORDER BY +t.created_us",
                                 {id});
   if (!children) {
     return DatabaseError(children.error(), "reading the follow-up tasks of task " + id);
@@ -347,7 +472,7 @@ Response SearchSeries(const Request& req, Context& ctx) {
     return BadRequest(parsed);
   }
   WhereClause where;
-  AddFilters(req, "s",
+  AddFilters(req, "s", ctx.db->dialect(),
              {{"patient_id", "patient_id"},
               {"accession", "accession_number"},
               {"study_uid", "study_uid"},
@@ -359,8 +484,17 @@ Response SearchSeries(const Request& req, Context& ctx) {
   if (!range.ok()) {
     return BadRequest(range);
   }
-  auto result = RunSearch(ctx.db, "series s", kSeriesColumns,
-                          "s.first_seen_us DESC, s.series_uid DESC", where, page);
+  auto order = SortOrder(req,
+                         {{"first_seen", "s.first_seen_us"},
+                          {"patient_name", "s.patient_name"},
+                          {"modality", "s.modality"},
+                          {"state", "s.state"},
+                          {"instances", "s.instances"}},
+                         "s.first_seen_us DESC, s.series_uid DESC", "s.series_uid");
+  if (!order) {
+    return BadRequest(order.error());
+  }
+  auto result = RunSearch(ctx.db, "series s", kSeriesColumns, *order, where, page);
   if (!result) {
     return DatabaseError(result.error(), "searching series");
   }
@@ -412,7 +546,7 @@ Response GetSeries(const Request& req, Context& ctx) {
                                                  : RowToJson(*rows, 0)},
                         {"incoming", incoming}};
   auto tasks = ctx.db->Query(std::string("SELECT ") + kTaskColumns +
-                                 " FROM tasks t WHERE t.series_uid = $1 ORDER BY t.created_us",
+                                 " FROM tasks t WHERE t.series_uid = $1 ORDER BY +t.created_us",
                              {uid});
   if (!tasks) {
     return DatabaseError(tasks.error(), "reading the tasks of series " + uid);

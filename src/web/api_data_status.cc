@@ -128,6 +128,11 @@ Response GetStatus(const Request& req, Context& ctx) {
                                 std::strerror(errno)));
   }
 
+  const CleanerOptions& cleaner = ctx.config->cleaner;
+  out["cleaner"] = {{"emergency_threshold_percent", cleaner.emergency_threshold_percent},
+                    {"low_water_percent", cleaner.low_water_percent},
+                    {"retention_s", cleaner.retention_s},
+                    {"error_retention_s", cleaner.error_retention_s}};
   out["suspended"] = {{"dispatch", Suspension(data, "dispatch")},
                       {"processing", Suspension(data, "processing")}};
   out["database"] = {{"available", ctx.db != nullptr}};

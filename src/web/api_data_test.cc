@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "app/rules_cli.h"
@@ -230,6 +231,15 @@ TEST_F(ApiDataTest, SearchTasksByEachFilter) {
             (std::vector<std::string>{"t2", "t1"}));
   EXPECT_EQ(Ids(Get("/api/v1/tasks", {{"patient_name", "E^j"}})),
             (std::vector<std::string>{"t2", "t1"}));
+  // A prefix, case-insensitive, answered from the lower(patient_name) index; a substring
+  // that is not a prefix matches nothing; LIKE wildcards are plain characters.
+  EXPECT_EQ(Ids(Get("/api/v1/tasks", {{"patient_name_prefix", "doe^j"}})),
+            (std::vector<std::string>{"t2", "t1"}));
+  EXPECT_EQ(Ids(Get("/api/v1/tasks", {{"patient_name_prefix", "ROE"}})),
+            (std::vector<std::string>{"t3"}));
+  EXPECT_TRUE(Ids(Get("/api/v1/tasks", {{"patient_name_prefix", "E^j"}})).empty());
+  EXPECT_TRUE(Ids(Get("/api/v1/tasks", {{"patient_name_prefix", "%"}})).empty());
+  EXPECT_EQ(Get("/api/v1/series", {{"patient_name_prefix", "zzz"}})["total"], 0);
   EXPECT_EQ(Ids(Get("/api/v1/tasks", {{"patient_id", "P2"}})), std::vector<std::string>{"t2"});
   EXPECT_EQ(Ids(Get("/api/v1/tasks", {{"accession", "A3"}})), std::vector<std::string>{"t3"});
   EXPECT_EQ(Ids(Get("/api/v1/tasks", {{"study_uid", "9.8"}})), std::vector<std::string>{"t2"});
@@ -258,6 +268,69 @@ TEST_F(ApiDataTest, SearchTasksByEachFilter) {
   EXPECT_EQ(t2["created"], data::IsoFromUs(kT0 + 1000000));
   EXPECT_EQ(t2["attempts"], 1);
   EXPECT_FALSE(t2.contains("task_json"));
+}
+
+TEST_F(ApiDataTest, SortsTasksByAnAllowedColumnOnly) {
+  Insert({.id = "t1", .patient_name = "Baker", .created_us = kT0 + 2});
+  Insert({.id = "t2", .patient_name = "Adams", .created_us = kT0 + 3});
+  Insert({.id = "t3", .patient_name = "Clark", .created_us = kT0 + 1});
+  auto ids = [](const json& page) {
+    std::vector<std::string> out;
+    for (const auto& item : page["items"]) {
+      out.push_back(item["task_id"]);
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(Get("/api/v1/tasks")), (std::vector<std::string>{"t2", "t1", "t3"}));
+  EXPECT_EQ(ids(Get("/api/v1/tasks", {{"sort", "created"}})),
+            (std::vector<std::string>{"t3", "t1", "t2"}));
+  EXPECT_EQ(ids(Get("/api/v1/tasks", {{"sort", "patient_name"}})),
+            (std::vector<std::string>{"t2", "t1", "t3"}));
+  EXPECT_EQ(ids(Get("/api/v1/tasks", {{"sort", "-patient_name"}, {"limit", "1"}})),
+            (std::vector<std::string>{"t3"}));
+  json bad = Get("/api/v1/tasks", {{"sort", "task_json; DROP TABLE tasks"}}, {}, 400);
+  EXPECT_NE(bad["error"].get<std::string>().find("sort must be one of"), std::string::npos);
+  Get("/api/v1/series", {{"sort", "-instances"}});
+  Get("/api/v1/series", {{"sort", "created"}}, {}, 400);
+}
+
+TEST_F(ApiDataTest, RetryingTasksSayWhenTheirNextAttemptIs) {
+  Insert({.id = "r1", .state = "retrying", .created_us = kT0});
+  Insert({.id = "q1", .state = "queued", .created_us = kT0 + 1});
+  InsertEvent(kT0 + 10, "dispatch.retry_scheduled", "r1", "1.2.3.4",
+              R"({"next_attempt": "2026-11-18T10:00:01Z"})");
+  InsertEvent(kT0 + 20, "dispatch.retry_scheduled", "r1", "1.2.3.4",
+              R"({"next_attempt": "2026-11-18T10:00:09Z"})");
+  InsertEvent(kT0 + 30, "dispatch.retry_scheduled", "q1", "1.2.3.4",
+              R"({"next_attempt": "2026-11-18T10:00:05Z"})");
+  json page = Get("/api/v1/tasks");
+  ASSERT_EQ(page["items"].size(), 2u);
+  EXPECT_EQ(page["items"][0]["task_id"], "q1");
+  EXPECT_TRUE(page["items"][0]["next_attempt"].is_null());  // not retrying (any more)
+  EXPECT_EQ(page["items"][1]["next_attempt"], "2026-11-18T10:00:09Z");
+  EXPECT_EQ(Get("/api/v1/tasks/{id}", {}, {{"id", "r1"}})["task"]["next_attempt"],
+            "2026-11-18T10:00:09Z");
+}
+
+TEST_F(ApiDataTest, APrefixWithManyMatchesGivesTheSamePagesByEitherPlan) {
+  // More matches than the search reads by name (kWalkTimeIndexAbove): the newest-first walk.
+  ASSERT_TRUE(db_->Execute("BEGIN"));
+  for (int i = 0; i < 5200; ++i) {
+    Insert({.id = fmt::format("m{:05d}", i),
+            .patient_name = i % 2 == 0 ? "Many^Even" : "Many^Odd",
+            .created_us = kT0 + i});
+  }
+  Insert({.id = "few", .patient_name = "Few^Only", .created_us = kT0 + 99999});
+  ASSERT_TRUE(db_->Execute("COMMIT"));
+  json many = Get("/api/v1/tasks", {{"patient_name_prefix", "many^"}, {"limit", "3"},
+                                    {"offset", "2"}});
+  EXPECT_EQ(many["total"], 5200);
+  EXPECT_EQ(Ids(many), (std::vector<std::string>{"m05197", "m05196", "m05195"}));
+  json even = Get("/api/v1/tasks", {{"patient_name_prefix", "MANY^E"}, {"limit", "2"}});
+  EXPECT_EQ(even["total"], 2600);
+  EXPECT_EQ(Ids(even), (std::vector<std::string>{"m05198", "m05196"}));
+  EXPECT_EQ(Ids(Get("/api/v1/tasks", {{"patient_name_prefix", "few"}})),
+            std::vector<std::string>{"few"});
 }
 
 TEST_F(ApiDataTest, PaginationCountsEverythingAndReturnsOnePage) {

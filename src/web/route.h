@@ -92,4 +92,14 @@ void AddDataRoutes(std::vector<Route>* routes);
 // The account, token, config and session endpoints; src/web/api_admin.cc.
 void AddAdminRoutes(std::vector<Route>* routes);
 
+// The dashboard's time series (GET /api/v1/stats/timeseries); src/web/api_stats.cc.
+void AddStatsRoutes(std::vector<Route>* routes);
+
+// Service restart (admin) and service logs; src/web/api_services.cc.
+void AddServiceRoutes(std::vector<Route>* routes);
+
+// Every resource route above, in one list: what `ferry web` serves (the server adds the
+// session, /healthz, /metrics and OpenAPI routes). src/web/web_service.cc.
+std::vector<Route> ResourceRoutes();
+
 }  // namespace ferry::web

@@ -10,8 +10,10 @@
 
 #include "core/logging.h"
 #include "db/schema.h"
+#include "web/first_password.h"
 #include "web/metrics.h"
 #include "web/openapi.h"
+#include "web/static_files.h"
 
 namespace ferry::web {
 namespace {
@@ -76,8 +78,11 @@ Response Unauthorized(const std::string& message) {
 
 // ----- DbPool -----
 
-DbPool::DbPool(std::string uri, Clock* clock, Journal* journal)
-    : uri_(std::move(uri)), clock_(clock), journal_(journal) {}
+DbPool::DbPool(std::string uri, Clock* clock, Journal* journal, std::string data_folder)
+    : uri_(std::move(uri)),
+      clock_(clock),
+      journal_(journal),
+      data_folder_(std::move(data_folder)) {}
 
 db::Database* DbPool::ForThisThread() {
   auto id = std::this_thread::get_id();
@@ -161,6 +166,13 @@ Status DbPool::Prepare(db::Database* db) {
           password);
       Audit(journal_, "user.created", "system", "", "admin",
             {{"role", "admin"}, {"reason", "first start: the users table was empty"}});
+      if (!data_folder_.empty()) {
+        Status marked = MarkGeneratedPassword(data_folder_, "admin");
+        if (!marked.ok()) {
+          Logger("web")->warn("the web UI will not ask to change the generated password: {}",
+                              marked.ToString());
+        }
+      }
     }
     FERRY_RETURN_IF_ERROR(s);
   }
@@ -178,7 +190,7 @@ WebServer::WebServer(const Config& config, std::vector<Route> routes, Journal* j
       clock_(clock),
       sessions_(clock, std::chrono::seconds(config.web.session_timeout_s)),
       throttle_(clock),
-      pool_(DatabaseUri(config), clock, journal) {
+      pool_(DatabaseUri(config), clock, journal, config.data_folder) {
   auth_ = {&sessions_, &throttle_, clock_};
   AddSessionRoutes(&routes_, &auth_);
   routes_.push_back({"GET",
@@ -254,6 +266,14 @@ Status WebServer::Bind() {
   for (const Route* r : order) {
     Register(*r);
   }
+  // Last: every other GET is a file of the web UI or one of its routes (static_files.h).
+  auto ui = std::make_shared<StaticFiles>(config_.web.static_folder.empty()
+                                              ? DefaultStaticFolder()
+                                              : std::filesystem::path(config_.web.static_folder));
+  log->info("serving the web UI from {}", ui->root().string());
+  http_->Get("/.*", [ui](const httplib::Request& req, httplib::Response& res) {
+    Send(ui->Serve(req.path), &res);
+  });
   http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.body.empty()) {
       std::string message = "the request could not be served";

@@ -57,7 +57,8 @@ void AddSessionRoutes(std::vector<Route>* routes, AuthState* auth);
 // One database connection per worker thread, opened lazily (see the file comment).
 class DbPool {
  public:
-  DbPool(std::string uri, Clock* clock, Journal* journal);
+  // `data_folder` receives the first-start password marker (first_password.h).
+  DbPool(std::string uri, Clock* clock, Journal* journal, std::string data_folder = "");
 
   // The calling thread's connection, or null while the database is unavailable.
   db::Database* ForThisThread();
@@ -76,6 +77,7 @@ class DbPool {
   std::string uri_;
   Clock* clock_;
   Journal* journal_;
+  std::string data_folder_;
   std::mutex mu_;
   std::map<std::thread::id, Slot> slots_;
   std::mutex prepare_mu_;

@@ -25,6 +25,17 @@ void AddDataRoutes(std::vector<Route>*) {}
 
 namespace ferry {
 
+namespace web {
+std::vector<Route> ResourceRoutes() {
+  std::vector<Route> routes;
+  AddDataRoutes(&routes);
+  AddAdminRoutes(&routes);
+  AddStatsRoutes(&routes);
+  AddServiceRoutes(&routes);
+  return routes;
+}
+}  // namespace web
+
 int RunWebService(const Config& config) {
   auto log = Logger("web");
   int sig_fd = BlockStopSignals();
@@ -41,10 +52,7 @@ int RunWebService(const Config& config) {
     log->error("{}", journal.error().ToString());
     return 1;
   }
-  std::vector<web::Route> routes;
-  web::AddDataRoutes(&routes);
-  web::AddAdminRoutes(&routes);
-  web::WebServer server(config, std::move(routes), journal->get(), RealClock());
+  web::WebServer server(config, web::ResourceRoutes(), journal->get(), RealClock());
   Status s = server.Bind();
   if (!s.ok()) {
     log->error("{}", s.ToString());
