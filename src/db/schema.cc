@@ -13,6 +13,9 @@ struct Migration {
   int version;
   const char* description;
   const char* sql;  // "{{id}}" becomes the dialect's auto-increment primary key
+  // When set, PostgreSQL runs this instead of `sql` (an empty `sql` then changes nothing for
+  // SQLite, which records the version all the same).
+  const char* postgres_sql = nullptr;
 };
 
 constexpr Migration kMigrations[] = {
@@ -148,6 +151,14 @@ CREATE TABLE counters (
   PRIMARY KEY (name, labels)
 );
 )sql"},
+    // PostgreSQL compares lower(patient_name) with the database's collation, so a LIKE 'abc%'
+    // prefix search cannot use the migration 1 index unless the collation is C; these indexes
+    // compare bytes and serve prefix searches. SQLite's prefix search uses the index it has.
+    {2, "patient name prefix indexes for PostgreSQL", "",
+     R"sql(
+CREATE INDEX tasks_patient_name_prefix ON tasks (lower(patient_name) text_pattern_ops);
+CREATE INDEX series_patient_name_prefix ON series (lower(patient_name) text_pattern_ops);
+)sql"},
 };
 
 std::string ForDialect(std::string sql, Dialect dialect) {
@@ -187,7 +198,12 @@ Result<int> Migrate(Database* db) {
       if (current >= m.version) {
         return Status::Ok();
       }
-      FERRY_RETURN_IF_ERROR(db->ExecuteScript(ForDialect(m.sql, db->dialect())));
+      const char* sql = db->dialect() == Dialect::kPostgres && m.postgres_sql != nullptr
+                            ? m.postgres_sql
+                            : m.sql;
+      if (*sql != '\0') {
+        FERRY_RETURN_IF_ERROR(db->ExecuteScript(ForDialect(sql, db->dialect())));
+      }
       applied = true;
       return db
           ->Execute("INSERT INTO schema_migrations (version, description, applied_us) VALUES "

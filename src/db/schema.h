@@ -28,7 +28,7 @@
 
 namespace ferry::db {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // Applies missing migrations. Returns the version now in place.
 Result<int> Migrate(Database* db);
