@@ -139,23 +139,27 @@ def run_processor(ferry, work, template, podman, workers, settings, tasks=TASKS,
             "span": span, "throughput": tasks / span}
 
 
+def bare_job(work, template, name):
+    """A job folder for a bare `podman run` as ferry would prepare it; the podman command."""
+    in_dir, out_dir = os.path.join(work, name, "in"), os.path.join(work, name, "out")
+    shutil.copytree(template["folder"], in_dir)
+    os.makedirs(out_dir)
+    with open(os.path.join(in_dir, "task.json"), "w") as f:
+        view = task_json("bare", template["series"])
+        view.pop("ferry")
+        view["process"]["settings"] = {"copy": True}
+        json.dump(view, f)
+    cmd = ["podman", "run", "--rm", "--network", "none", "--cap-drop", "ALL",
+           "--user", f"{os.getuid()}:{os.getgid()}",
+           "-v", f"{in_dir}:/tmp/data:rw", "-v", f"{out_dir}:/tmp/output:rw",
+           "-e", "MERCURE_IN_DIR=/tmp/data", "-e", "MERCURE_OUT_DIR=/tmp/output", MODULE_IMAGE]
+    return cmd, out_dir
+
+
 def bare_podman_runs(work, template, label, runs=5):
     times = []
     for i in range(runs):
-        job = os.path.join(work, f"bare-{label}-{i}")
-        in_dir, out_dir = os.path.join(job, "in"), os.path.join(job, "out")
-        shutil.copytree(template["folder"], in_dir)
-        os.makedirs(out_dir)
-        with open(os.path.join(in_dir, "task.json"), "w") as f:
-            view = task_json("bare", template["series"])
-            view.pop("ferry")
-            view["process"]["settings"] = {"copy": True}
-            json.dump(view, f)
-        cmd = ["podman", "run", "--rm", "--network", "none", "--cap-drop", "ALL",
-               "--user", f"{os.getuid()}:{os.getgid()}",
-               "-v", f"{in_dir}:/tmp/data:rw", "-v", f"{out_dir}:/tmp/output:rw",
-               "-e", "MERCURE_IN_DIR=/tmp/data", "-e", "MERCURE_OUT_DIR=/tmp/output",
-               MODULE_IMAGE]
+        cmd, out_dir = bare_job(work, template, f"bare-{label}-{i}")
         start = time.monotonic()
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
         times.append(time.monotonic() - start)
@@ -168,23 +172,12 @@ def engine_ceiling(work, template, runs=8, parallel=4):
     """How much faster `podman run` of the module gets when `parallel` run at once: the
     container engine's own limit on parallel jobs, whoever starts them."""
     def batch(count_at_once):
+        jobs = [bare_job(work, template, f"ceiling-{count_at_once}-{i}")[0] for i in range(runs)]
         procs = []
         start = time.monotonic()
-        for i in range(runs):
-            job = os.path.join(work, f"ceiling-{count_at_once}-{i}")
-            in_dir, out_dir = os.path.join(job, "in"), os.path.join(job, "out")
-            shutil.copytree(template["folder"], in_dir)
-            os.makedirs(out_dir)
-            with open(os.path.join(in_dir, "task.json"), "w") as f:
-                view = task_json("bare", template["series"])
-                view.pop("ferry")
-                view["process"]["settings"] = {"copy": True}
-                json.dump(view, f)
-            procs.append(subprocess.Popen(
-                ["podman", "run", "--rm", "--network", "none", "-v", f"{in_dir}:/tmp/data",
-                 "-v", f"{out_dir}:/tmp/output", "-e", "MERCURE_IN_DIR=/tmp/data",
-                 "-e", "MERCURE_OUT_DIR=/tmp/output", MODULE_IMAGE],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV))
+        for cmd in jobs:
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, env=ENV))
             if len(procs) >= count_at_once:
                 procs.pop(0).wait(timeout=300)
         for p in procs:
