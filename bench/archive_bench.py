@@ -109,7 +109,9 @@ def fill_sqlite(db_path, count):
 
 
 def fill_postgres(pg, work, count):
-    """CSV files loaded with psql's \\copy, then ANALYZE."""
+    """CSV files loaded with psql's \\copy, then VACUUM ANALYZE: the state autovacuum keeps a
+    running database in (statistics, and the visibility map that lets PostgreSQL count a
+    prefix's matches from the index alone)."""
     start = time.time()
     files = {name: os.path.join(work, f"{name}.csv") for name in
              ("tasks", "task_targets", "series", "task_events")}
@@ -130,7 +132,7 @@ def fill_postgres(pg, work, count):
                        ["-c", f"\\copy {name} ({cols[name]}) FROM '{path}' CSV"],
                        check=True, capture_output=True, timeout=1800)
         os.remove(path)
-    pg.query("ANALYZE", timeout=1800)
+    pg.query("VACUUM ANALYZE", timeout=1800)
     return time.time() - start
 
 
