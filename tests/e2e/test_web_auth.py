@@ -584,6 +584,24 @@ class WebAuthPostgresTest(WebAuthTests, unittest.TestCase):
         self.pg.query(f"CREATE DATABASE {name}", db="postgres")
         return f"postgresql://postgres@127.0.0.1:{self.pg.port}/{name}"
 
+    def test_prefix_search_with_many_matches_says_more_than(self):
+        # PostgreSQL counts a name prefix's matches from the table; beyond 5,000 the total is a
+        # lower bound (total_capped) instead of a count that would take seconds.
+        self.start_web()
+        admin = self.admin()
+        self.pg.query("INSERT INTO tasks (task_id, patient_name, created_us) SELECT 't' || i, "
+                      "'Capped^Many', i FROM generate_series(1, 5002) AS i; "
+                      "INSERT INTO tasks (task_id, patient_name, created_us) VALUES "
+                      "('few1', 'Capable^Few', 1), ('few2', 'Capable^Few', 2)",
+                      db=f"web{type(self).counter}")
+        status, _, body = admin.request("GET", "/api/v1/tasks?patient_name_prefix=capped")
+        self.assertEqual(status, 200, body)
+        self.assertEqual((body["total"], body.get("total_capped")), (5000, True))
+        self.assertEqual(len(body["items"]), 50)
+        self.assertEqual(body["items"][0]["task_id"], "t5002")  # newest first
+        status, _, body = admin.request("GET", "/api/v1/tasks?patient_name_prefix=capable")
+        self.assertEqual((body["total"], body.get("total_capped")), (2, None))
+
     def test_database_outage_503_then_recovers(self):
         self.start_web()
         admin = self.admin()

@@ -52,6 +52,8 @@ export interface Status {
 
 export interface Page<T> {
   total: number
+  // PostgreSQL prefix searches: more than `total` tasks match (not counted).
+  total_capped?: boolean
   limit: number
   offset: number
   items: T[]
