@@ -11,6 +11,7 @@
 
 #include "core/logging.h"
 #include "spool/control.h"
+#include "spool/task.h"
 
 namespace ferry {
 namespace {
@@ -26,17 +27,6 @@ constexpr size_t kBatch = 256;
 // How often a long transfer records what was delivered, so that a dispatcher killed in the
 // middle resends at most this much.
 constexpr auto kProgressInterval = std::chrono::seconds(5);
-
-Priority ParsePriority(const Json& task) {
-  std::string p = task.value("/ferry/priority"_json_pointer, std::string("normal"));
-  if (p == "urgent") {
-    return Priority::kUrgent;
-  }
-  if (p == "offpeak") {
-    return Priority::kOffpeak;
-  }
-  return Priority::kNormal;
-}
 
 WallTime ParseTime(const Json& task, const Json::json_pointer& ptr) {
   if (!task.contains(ptr) || !task.at(ptr).is_number()) {
@@ -131,7 +121,7 @@ Result<Dispatcher::Waiting> Dispatcher::ReadWaiting(const std::string& id) {
   }
   Waiting w;
   w.queued.id = id;
-  w.queued.priority = ParsePriority(task);
+  w.queued.priority = TaskPriority(task);
   w.queued.created = ParseTime(task, "/ferry/dispatch/queued_at"_json_pointer);
   if (w.queued.created == WallTime()) {
     auto mtime = spool_->fs()->ModificationTime(JoinPath(spool_->StagePath(kOutgoing), id));
@@ -715,16 +705,9 @@ void Dispatcher::FinishTask(Active* a) {
   t["ferry"]["dispatch"]["attempts"] = a->attempt;
   std::string_view stage;
   std::string event;
-  Json details = {{"attempt", a->attempt}};
   // Who the task was for: the notifier and the bookkeeper read these from the journal.
-  if (t.contains("info") && t["info"].is_object()) {
-    const Json& info = t["info"];
-    for (const char* key : {"applied_rule", "patient_name", "mrn", "acc"}) {
-      if (info.contains(key) && info[key].is_string()) {
-        details[std::string_view(key) == "applied_rule" ? "rule" : key] = info[key];
-      }
-    }
-  }
+  Json details = TaskAudience(t);
+  details["attempt"] = a->attempt;
   // What a processing module asked to be told (result.json's __mercure_notification).
   const Json note = t.value("/ferry/process/notification"_json_pointer, Json());
   if (note.is_object()) {

@@ -14,6 +14,7 @@
 #include "processor/task_view.h"
 #include "spool/control.h"
 #include "spool/schedule.h"
+#include "spool/task.h"
 
 namespace ferry {
 namespace {
@@ -27,11 +28,6 @@ constexpr std::string_view kLogs = "logs";
 constexpr std::string_view kFailedOutput = "failed-output";
 constexpr std::string_view kResultFile = "result.json";
 constexpr std::string_view kPublishedMarker = "published";
-
-Priority ParsePriority(const Json& task) {
-  std::string p = task.value("/ferry/priority"_json_pointer, std::string("normal"));
-  return p == "urgent" ? Priority::kUrgent : p == "offpeak" ? Priority::kOffpeak : Priority::kNormal;
-}
 
 WallTime FromEpoch(const Json& v) {
   if (!v.is_number()) {
@@ -127,21 +123,6 @@ Status CopyFile(const std::string& from, const std::string& to) {
     return Status::IoError(fmt::format("cannot copy {} to {}: {}", from, to, ec.message()));
   }
   return Status::Ok();
-}
-
-// Who a task was for (its rule and patient), as the notifier and the bookkeeper read them from
-// task.completed and task.failed.
-Json WhoFor(const Json& task) {
-  Json who = Json::object();
-  if (task.contains("info") && task["info"].is_object()) {
-    for (const char* key : {"applied_rule", "patient_name", "mrn", "acc"}) {
-      const Json& v = task["info"].value(key, Json());
-      if (v.is_string()) {
-        who[std::string_view(key) == "applied_rule" ? "rule" : key] = v;
-      }
-    }
-  }
-  return who;
 }
 
 std::string StepLogName(size_t step, const std::string& module) {
@@ -244,7 +225,7 @@ Result<Processor::Waiting> Processor::ReadWaiting(const std::string& id) {
   }
   Waiting w;
   w.queued.id = id;
-  w.queued.priority = ParsePriority(task);
+  w.queued.priority = TaskPriority(task);
   auto created = ParseIso8601(task.value("/ferry/created"_json_pointer, std::string()));
   if (created) {
     w.queued.created = *created;
@@ -549,7 +530,7 @@ Processor::Ending Processor::Fail(Job* job, const std::string& reason, int step,
     details["module"] = module;
   }
   journal_->Append({"process.failed", uid, job->id, details});
-  Json failed = WhoFor(task);
+  Json failed = TaskAudience(task);
   failed.update(details);
   journal_->Append({"task.failed", uid, job->id, failed});
   return Ending::kFailed;
@@ -856,7 +837,7 @@ Processor::Ending Processor::Work(Job* job) {
   }
   journal_->Append({"process.complete", uid, job->id, details});
   if (stage == kSuccess) {
-    Json done = WhoFor(task);
+    Json done = TaskAudience(task);
     done["attempt"] = attempt;
     done["stage"] = "success";
     done["processed"] = true;

@@ -7,6 +7,11 @@
 
 namespace ferry {
 
+Priority TaskPriority(const nlohmann::json& task) {
+  std::string p = task.value("/ferry/priority"_json_pointer, std::string("normal"));
+  return p == "urgent" ? Priority::kUrgent : p == "offpeak" ? Priority::kOffpeak : Priority::kNormal;
+}
+
 std::chrono::milliseconds RetryDelay(const RetryOptions& retry, int failed_attempts) {
   double delay = retry.initial_delay_ms;
   for (int i = 1; i < failed_attempts && delay < retry.max_delay_ms; ++i) {

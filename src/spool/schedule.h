@@ -12,10 +12,15 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "config/config.h"
 #include "core/clock.h"
 
 namespace ferry {
+
+// The priority a task.json records (ferry.priority: "urgent", "offpeak", else normal).
+Priority TaskPriority(const nlohmann::json& task);
 
 // The wait before attempt `failed_attempts + 1`: initial * multiplier^(failed_attempts - 1),
 // capped at max_delay.

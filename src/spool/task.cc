@@ -15,6 +15,19 @@ std::string HostName() {
 
 }  // namespace
 
+nlohmann::json TaskAudience(const nlohmann::json& task) {
+  nlohmann::json who = nlohmann::json::object();
+  if (task.contains("info") && task["info"].is_object()) {
+    for (const char* key : {"applied_rule", "patient_name", "mrn", "acc"}) {
+      const nlohmann::json& v = task["info"].value(key, nlohmann::json());
+      if (v.is_string()) {
+        who[std::string_view(key) == "applied_rule" ? "rule" : key] = v;
+      }
+    }
+  }
+  return who;
+}
+
 nlohmann::json BuildTaskJson(const TaskSpec& spec, const std::string& ferry_version) {
   using Json = nlohmann::json;
   Json triggered = Json::object();

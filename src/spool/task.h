@@ -45,6 +45,10 @@ struct TaskSpec {
   nlohmann::json ferry = nlohmann::json::object();
 };
 
+// Who a task is for, as the notifier and the bookkeeper read it from task.completed and
+// task.failed events: {rule (info.applied_rule), patient_name, mrn, acc}, the string ones present.
+nlohmann::json TaskAudience(const nlohmann::json& task);
+
 // Builds task.json for a new task.
 nlohmann::json BuildTaskJson(const TaskSpec& spec, const std::string& ferry_version);
 

@@ -373,6 +373,16 @@ class FerryTestCase(unittest.TestCase):
         return series_uid, files
 
 
+def add_accounts(config_path, password_file, password, accounts):
+    """Creates web accounts with `ferry user add`: `accounts` is [(name, role)], all with
+    `password` (written to `password_file`)."""
+    with open(password_file, "w") as fh:
+        fh.write(password)
+    for user, role in accounts:
+        run([FERRY_BIN, "user", "add", user, "--role", role, "--password-file", password_file,
+             "--config", config_path], check=True)
+
+
 def child_pids(parent_pid, needle):
     """Live (not zombie) children of `parent_pid` whose command line contains `needle` (bytes or
     str), e.g. the "dispatcher" service of `ferry serve`."""

@@ -15,8 +15,8 @@ import urllib.parse
 import urllib.request
 import uuid
 
-from ferrytest import (FERRY_BIN, FerryTestCase, make_instance, port_open, run,
-                       stop_process_group, storescu, wait_for)
+from ferrytest import (FERRY_BIN, FerryTestCase, add_accounts, make_instance, port_open,
+                       run, stop_process_group, storescu, wait_for)
 
 PASSWORD = "correct horse battery staple"
 
@@ -129,13 +129,8 @@ class WebApiTest(FerryTestCase):
             if service not in supervised:
                 self.service(service)
         wait_for(lambda: port_open(self.web_port), 30, what="ferry web to listen")
-        pw = self.file("password")
-        with open(pw, "w") as fh:
-            fh.write(PASSWORD)
-        for user, role in (("olga", "operator"), ("vera", "viewer")):
-            p = run([FERRY_BIN, "user", "add", user, "--role", role, "--password-file", pw,
-                     "--config", self.f.config_path])
-            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        add_accounts(self.f.config_path, self.file("password"), PASSWORD,
+                     (("olga", "operator"), ("vera", "viewer")))
         p = run([FERRY_BIN, "user", "token", "olga", "--name", "e2e", "--config",
                  self.f.config_path])
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)

@@ -21,7 +21,8 @@ import urllib.request
 
 import pydicom
 
-from ferrytest import FERRY_BIN, FerryTestCase, port_open, run, storescu, wait_for
+from ferrytest import (FERRY_BIN, FerryTestCase, add_accounts, port_open, run, storescu,
+                       wait_for)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WEB = os.path.join(ROOT, "web")
@@ -69,13 +70,8 @@ class WebUiTest(FerryTestCase):
         self.web_port = cfg["web"]["port"]
         self.f.start()
         wait_for(lambda: port_open(self.web_port), 30, what="ferry web to listen")
-        pw = self.file("password")
-        with open(pw, "w") as fh:
-            fh.write(PASSWORD)
-        for user, role in (("olga", "operator"), ("vera", "viewer")):
-            p = run([FERRY_BIN, "user", "add", user, "--role", role, "--password-file", pw,
-                     "--config", self.f.config_path])
-            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        add_accounts(self.f.config_path, self.file("password"), PASSWORD,
+                     (("olga", "operator"), ("vera", "viewer")))
         # The broken target: a file where its folder should be (a permanent failure).
         os.rmdir(self.broken)
         with open(self.broken, "w") as fh:
